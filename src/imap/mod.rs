@@ -1,0 +1,2 @@
+//! IMAP4rev1 server (RFC 3501) with the extensions chatmail needs.
+pub mod parser;

@@ -1,0 +1,1 @@
+//! Mail policies: the encryption rule (spec §7), Secure-Join and ASM exemptions, header scrubbing.
