@@ -1,1 +1,369 @@
-//! Mail policies: the encryption rule (spec §7), Secure-Join and ASM exemptions, header scrubbing.
+//! Mail policy: which messages a chatmail relay accepts, and header rewriting.
+//!
+//! Pure functions over bytes (design principle 2 and 6): the SMTP server and
+//! `/mxdeliv` call [`check_outgoing`] / [`check_incoming`] on the spooled
+//! message and then [`scrub_outgoing`] / [`strip_incoming`]. Each check is an
+//! ordered list of small stages, each usable and tested on its own.
+//!
+//! Spec: `chatmail-relay.md` §5.2 (outgoing), §6.2 (incoming), §7 (what counts
+//! as encrypted), §8 (reply texts).
+
+mod asm;
+mod bounce;
+mod headers;
+mod mime;
+mod openpgp;
+mod securejoin;
+
+pub use asm::is_autocrypt_setup;
+pub use bounce::is_mailer_daemon_bounce;
+pub use headers::{scrub_outgoing, strip_incoming};
+pub use mime::is_encrypted;
+pub use openpgp::{armor_ok, openpgp_packets_ok};
+pub use securejoin::is_securejoin_request;
+
+use mailparse::{MailAddr, MailHeaderMap, ParsedMail};
+
+/// An SMTP-style reply the caller sends as-is, e.g. 523 "Encryption Needed: Invalid Unencrypted Mail".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub text: String,
+}
+
+impl Reply {
+    fn new(code: u16, text: impl Into<String>) -> Self {
+        Reply {
+            code,
+            text: text.into(),
+        }
+    }
+
+    /// The reply line without CRLF, e.g. `523 Encryption Needed: Invalid Unencrypted Mail`.
+    pub fn line(&self) -> String {
+        format!("{} {}", self.code, self.text)
+    }
+}
+
+/// Which filter variant applies (the armor `Version:` header rule differs, §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Submission by a local user (spec §5.2).
+    Outgoing,
+    /// From another server via port 25 or `/mxdeliv` (spec §6.2).
+    Incoming,
+}
+
+/// Why a message was accepted (for logs and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// PGP/MIME with an encrypted OpenPGP payload (§7.1, §7.2).
+    Encrypted,
+    /// Cleartext Secure-Join `vc-request` / `vg-request` (§7.3).
+    SecureJoin,
+    /// Self-sent Autocrypt Setup Message (outgoing only, §5.2 step 5).
+    AutocryptSetup,
+    /// Cleartext bounce from a mailer daemon (incoming only, §6.2 step 4 B).
+    MailerDaemonBounce,
+}
+
+/// Result of a successful [`check_incoming`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingOk {
+    pub accepted: Accepted,
+    /// MAIL FROM differs from the `From` address (case-insensitive): the caller
+    /// must reinject/deliver with `MAIL FROM:<>` so no bounce reaches a spoofed
+    /// envelope sender (§6.2 step 3).
+    pub reset_sender: bool,
+    /// Lower-cased domain of the `From` address (a name or an `[ip]` literal),
+    /// for DKIM alignment (§6.2 step 5).
+    pub from_domain: String,
+}
+
+/// `523 Encryption Needed: Invalid Unencrypted Mail` (§8).
+pub fn encryption_needed() -> Reply {
+    Reply::new(523, "Encryption Needed: Invalid Unencrypted Mail")
+}
+
+/// Most lines starting with `--` a message may have. mailparse parses nested
+/// multiparts recursively and every nesting level needs its own delimiter line,
+/// so this bounds the recursion depth (hostile input must not overflow the
+/// stack of our single thread). Real mail has a handful of such lines.
+const MAX_DELIMITER_LINES: usize = 1000;
+
+fn delimiter_lines(raw: &[u8]) -> usize {
+    let at_start = usize::from(raw.starts_with(b"--"));
+    at_start + raw.windows(3).filter(|w| w == b"\n--").count()
+}
+
+/// Stage 1: parse MIME (`500 Failed to parse message: …`).
+fn parse(raw: &[u8]) -> Result<ParsedMail<'_>, Reply> {
+    if delimiter_lines(raw) > MAX_DELIMITER_LINES {
+        return Err(Reply::new(
+            500,
+            "Failed to parse message: too many MIME boundaries",
+        ));
+    }
+    mailparse::parse_mail(raw).map_err(|e| Reply::new(500, format!("Failed to parse message: {e}")))
+}
+
+/// The lower-cased address of the single `From` header, or the raw header
+/// value (for `500 Invalid FROM header: <value>`). Display names and angle
+/// brackets are handled by mailparse's address parser; groups, several
+/// addresses, several `From` headers and addresses without exactly one `@`
+/// (with non-empty local part and domain) are refused.
+pub(crate) fn from_address(parsed: &ParsedMail) -> Result<String, String> {
+    let from = parsed.headers.get_all_headers("From");
+    let [header] = from.as_slice() else {
+        return Err(parsed
+            .headers
+            .get_first_value("From")
+            .unwrap_or_default()
+            .trim()
+            .to_string());
+    };
+    let value = header.get_value();
+    let invalid = || value.trim().to_string();
+    let list = mailparse::addrparse_header(header).map_err(|_| invalid())?;
+    let [MailAddr::Single(info)] = list.as_slice() else {
+        return Err(invalid());
+    };
+    let addr = info.addr.trim().to_ascii_lowercase();
+    match addr.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !addr.contains(char::is_whitespace) =>
+        {
+            Ok(addr)
+        }
+        _ => Err(invalid()),
+    }
+}
+
+/// What each acceptance stage sees.
+struct Ctx<'a, 'm> {
+    parsed: &'a ParsedMail<'m>,
+    mail_from: &'a str,
+    rcpts: &'a [String],
+}
+
+/// An acceptance stage: `Some` accepts the message, `None` passes it on.
+type Stage = fn(&Ctx) -> Option<Accepted>;
+
+fn encrypted_outgoing(c: &Ctx) -> Option<Accepted> {
+    is_encrypted(c.parsed, Direction::Outgoing).then_some(Accepted::Encrypted)
+}
+
+fn encrypted_incoming(c: &Ctx) -> Option<Accepted> {
+    is_encrypted(c.parsed, Direction::Incoming).then_some(Accepted::Encrypted)
+}
+
+fn securejoin(c: &Ctx) -> Option<Accepted> {
+    is_securejoin_request(c.parsed).then_some(Accepted::SecureJoin)
+}
+
+fn autocrypt_setup(c: &Ctx) -> Option<Accepted> {
+    is_autocrypt_setup(c.parsed, c.mail_from, c.rcpts).then_some(Accepted::AutocryptSetup)
+}
+
+fn bounce(c: &Ctx) -> Option<Accepted> {
+    is_mailer_daemon_bounce(c.parsed).then_some(Accepted::MailerDaemonBounce)
+}
+
+/// §5.2 steps 4–5, in order.
+const OUTGOING_STAGES: [Stage; 3] = [encrypted_outgoing, securejoin, autocrypt_setup];
+/// §6.2 step 4, paths A and B, in order.
+const INCOMING_STAGES: [Stage; 3] = [encrypted_incoming, securejoin, bounce];
+
+fn first_accepting(stages: &[Stage], ctx: &Ctx) -> Option<Accepted> {
+    stages.iter().find_map(|stage| stage(ctx))
+}
+
+/// Outgoing (submission) checks of spec §5.2 steps 2–7, in order: parse MIME,
+/// `From` header parses, `From` == MAIL FROM (case-insensitive), then encrypted
+/// (outgoing variant) | Secure-Join request | self-sent ASM, else 523.
+///
+/// `mail_from` is the envelope sender as given (already checked against the
+/// login by the caller); `rcpts` the envelope recipients.
+pub fn check_outgoing(raw: &[u8], mail_from: &str, rcpts: &[String]) -> Result<Accepted, Reply> {
+    let parsed = parse(raw)?;
+    let from = from_address(&parsed)
+        .map_err(|value| Reply::new(500, format!("Invalid FROM header: {value}")))?;
+    if !from.eq_ignore_ascii_case(mail_from) {
+        return Err(Reply::new(
+            500,
+            format!("Invalid FROM <{from}> for <{mail_from}>"),
+        ));
+    }
+    let ctx = Ctx {
+        parsed: &parsed,
+        mail_from,
+        rcpts,
+    };
+    first_accepting(&OUTGOING_STAGES, &ctx).ok_or_else(encryption_needed)
+}
+
+/// Incoming (MX / `/mxdeliv`) checks of spec §6.2 steps 1–4 (DKIM, step 5, is
+/// the caller's): parse MIME, `From` header parses, then encrypted (incoming
+/// variant) | Secure-Join request | mailer-daemon bounce, else 523.
+///
+/// Path C of §6.2 (recipients without the `enforceE2EEincoming` marker) needs
+/// account state and is left to the caller; chatmail accounts always have it.
+pub fn check_incoming(raw: &[u8], mail_from: &str, rcpts: &[String]) -> Result<IncomingOk, Reply> {
+    let parsed = parse(raw)?;
+    let from = from_address(&parsed)
+        .map_err(|value| Reply::new(500, format!("Invalid FROM header: {value}")))?;
+    let reset_sender = !from.eq_ignore_ascii_case(mail_from);
+    let from_domain = from
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_default();
+    let ctx = Ctx {
+        parsed: &parsed,
+        mail_from,
+        rcpts,
+    };
+    let accepted = first_accepting(&INCOMING_STAGES, &ctx).ok_or_else(encryption_needed)?;
+    Ok(IncomingOk {
+        accepted,
+        reset_sender,
+        from_domain,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rcpts(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    const PLAIN: &str = "From: {from}\r\nTo: bob@example.org\r\nSubject: hi\r\n\r\nhello\r\n";
+
+    fn plain(from: &str) -> Vec<u8> {
+        PLAIN.replace("{from}", from).into_bytes()
+    }
+
+    #[test]
+    fn from_mismatch_texts() {
+        let r = rcpts(&["bob@example.org"]);
+        let err =
+            check_outgoing(&plain("mallory@example.org"), "alice@example.org", &r).unwrap_err();
+        assert_eq!(
+            err.line(),
+            "500 Invalid FROM <mallory@example.org> for <alice@example.org>"
+        );
+        // Same domain, different user.
+        let err = check_outgoing(&plain("Carol <carol@example.org>"), "alice@example.org", &r)
+            .unwrap_err();
+        assert_eq!(
+            err.text,
+            "Invalid FROM <carol@example.org> for <alice@example.org>"
+        );
+        // Case-insensitive match with display name: passes to the encryption check.
+        let err = check_outgoing(
+            &plain("\"Alice, A.\" <ALICE@example.ORG>"),
+            "alice@example.org",
+            &r,
+        )
+        .unwrap_err();
+        assert_eq!(err, encryption_needed());
+        assert_eq!(
+            err.line(),
+            "523 Encryption Needed: Invalid Unencrypted Mail"
+        );
+    }
+
+    #[test]
+    fn invalid_from_header_texts() {
+        let r = rcpts(&["bob@example.org"]);
+        let err =
+            check_outgoing(b"To: bob@example.org\r\n\r\nx", "alice@example.org", &r).unwrap_err();
+        assert_eq!(err.line(), "500 Invalid FROM header: ");
+        for bad in [
+            "Alice",
+            "<>",
+            "a@b@c",
+            "@example.org",
+            "alice@",
+            "undisclosed:;",
+        ] {
+            let err = check_outgoing(&plain(bad), "alice@example.org", &r).unwrap_err();
+            assert_eq!(err.code, 500, "{bad}");
+            assert!(
+                err.text.starts_with("Invalid FROM header: "),
+                "{bad}: {err:?}"
+            );
+            assert!(check_incoming(&plain(bad), "alice@example.org", &r).is_err());
+        }
+        let two = b"From: alice@example.org\r\nFrom: mallory@example.org\r\n\r\nx";
+        let err = check_outgoing(two, "alice@example.org", &r).unwrap_err();
+        assert_eq!(err.text, "Invalid FROM header: alice@example.org");
+        let several = plain("alice@example.org, mallory@example.org");
+        assert_eq!(
+            check_outgoing(&several, "alice@example.org", &r)
+                .unwrap_err()
+                .code,
+            500
+        );
+    }
+
+    #[test]
+    fn parse_failure_text() {
+        let err = check_outgoing(b" x\r\n\r\n", "a@b", &[]).unwrap_err();
+        assert_eq!(err.code, 500);
+        assert!(err.text.starts_with("Failed to parse message: "), "{err:?}");
+        let err = check_incoming(b"From: a@b\r\n\rx", "a@b", &[]).unwrap_err();
+        assert!(err.line().starts_with("500 Failed to parse message: "));
+    }
+
+    #[test]
+    fn incoming_reset_sender_and_domain() {
+        let msg = b"From: MAILER-DAEMON@Example.ORG\r\nAuto-Submitted: auto-replied\r\n\
+Content-Type: multipart/report; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b--\r\n";
+        let ok = check_incoming(msg, "", &rcpts(&["bob@example.org"])).unwrap();
+        assert_eq!(ok.accepted, Accepted::MailerDaemonBounce);
+        assert!(ok.reset_sender);
+        assert_eq!(ok.from_domain, "example.org");
+        let ok = check_incoming(msg, "mailer-daemon@example.org", &[]).unwrap();
+        assert!(!ok.reset_sender);
+        // Plain text is refused whatever the envelope says.
+        let err =
+            check_incoming(&plain("alice@example.org"), "other@example.net", &[]).unwrap_err();
+        assert_eq!(err, encryption_needed());
+        // Domain literal.
+        let msg = msg.replace_str("MAILER-DAEMON@Example.ORG", "mailer-daemon@[192.0.2.1]");
+        let ok = check_incoming(&msg, "", &[]).unwrap();
+        assert_eq!(ok.from_domain, "[192.0.2.1]");
+    }
+
+    trait ReplaceStr {
+        fn replace_str(&self, a: &str, b: &str) -> Vec<u8>;
+    }
+    impl ReplaceStr for [u8] {
+        fn replace_str(&self, a: &str, b: &str) -> Vec<u8> {
+            String::from_utf8_lossy(self).replace(a, b).into_bytes()
+        }
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow() {
+        // 100 000 nested multiparts: refused before mailparse recurses.
+        let mut msg = b"From: alice@example.org\r\n".to_vec();
+        for _ in 0..100_000 {
+            msg.extend_from_slice(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n");
+        }
+        let err = check_incoming(&msg, "alice@example.org", &[]).unwrap_err();
+        assert_eq!(err.code, 500);
+        // Just under the limit still parses (on a default 2 MiB test-thread stack).
+        let mut msg = b"From: alice@example.org\r\n".to_vec();
+        for _ in 0..MAX_DELIMITER_LINES {
+            msg.extend_from_slice(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n");
+        }
+        let err = check_incoming(&msg, "alice@example.org", &[]).unwrap_err();
+        assert_eq!(err, encryption_needed());
+    }
+}

@@ -1,0 +1,20 @@
+//! Self-sent Autocrypt Setup Message (spec §5.2 step 5; Autocrypt Level 1 §4.4).
+//!
+//! The ASM carries a passphrase-encrypted key backup inside a cleartext
+//! `multipart/mixed`; it is allowed only when a user sends it to themself.
+
+use mailparse::{MailHeaderMap, ParsedMail};
+
+/// True if there is exactly one recipient, equal (case-insensitively) to
+/// `mail_from`, the `Subject` is `Autocrypt Setup Message` and the top-level
+/// type is `multipart/mixed`. The caller has already checked that `mail_from`
+/// equals the `From` header.
+pub fn is_autocrypt_setup(parsed: &ParsedMail, mail_from: &str, rcpts: &[String]) -> bool {
+    let [rcpt] = rcpts else {
+        return false;
+    };
+    rcpt.eq_ignore_ascii_case(mail_from)
+        && !mail_from.is_empty()
+        && parsed.headers.get_first_value("Subject").as_deref() == Some("Autocrypt Setup Message")
+        && parsed.ctype.mimetype == "multipart/mixed"
+}

@@ -1,0 +1,49 @@
+//! PGP/MIME structure check (spec §7.1, RFC 3156 §4).
+
+use super::openpgp::armor_ok;
+use super::Direction;
+use mailparse::ParsedMail;
+
+fn is_multipart(part: &ParsedMail) -> bool {
+    part.ctype.mimetype.starts_with("multipart/") || !part.subparts.is_empty()
+}
+
+/// RFC 3156 §4 control part: `application/pgp-encrypted` with body `Version: 1`.
+fn control_part_ok(part: &ParsedMail) -> bool {
+    !is_multipart(part)
+        && part
+            .ctype
+            .mimetype
+            .eq_ignore_ascii_case("application/pgp-encrypted")
+        && part
+            .get_body_raw()
+            .is_ok_and(|b| b.trim_ascii() == b"Version: 1")
+}
+
+/// RFC 3156 §4 data part: `application/octet-stream` holding an armored
+/// encrypted OpenPGP message (spec §7.2).
+fn data_part_ok(part: &ParsedMail, dir: Direction) -> bool {
+    // mailparse lower-cases the MIME type, so "exact" and case-insensitive agree.
+    !is_multipart(part)
+        && part.ctype.mimetype == "application/octet-stream"
+        && part.get_body_raw().is_ok_and(|b| armor_ok(&b, dir))
+}
+
+/// True if the message is a PGP/MIME encrypted message whose payload is an
+/// encrypted OpenPGP message (spec §7.1 + §7.2). Headers are not inspected.
+///
+/// Exactly two parts are required: upstream rejects a third part; we also
+/// require part 2 to exist (the spec recommends it).
+pub fn is_encrypted(parsed: &ParsedMail, dir: Direction) -> bool {
+    if !parsed
+        .ctype
+        .mimetype
+        .eq_ignore_ascii_case("multipart/encrypted")
+    {
+        return false;
+    }
+    match parsed.subparts.as_slice() {
+        [control, data] => control_part_ok(control) && data_part_ok(data, dir),
+        _ => false,
+    }
+}
