@@ -455,7 +455,8 @@ impl<'a> Parser<'a> {
         let n = self.number_u64("literal length")?;
         self.eat(b'+');
         self.expect(b'}', "to end literal length")?;
-        if !(self.eat(b'\r') && self.eat(b'\n')) && !self.eat(b'\n') {
+        self.eat(b'\r');
+        if !self.eat(b'\n') {
             return Err("literal length must be followed by CRLF".into());
         }
         let start = self.pos;
