@@ -1,0 +1,237 @@
+"""SMTP submission with Python's smtplib (issue "Relay core II", items 1, 2, 6).
+
+Reply codes as in spec §5.2 and §8.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import smtplib
+
+import pytest
+
+from harness import (
+    create_account,
+    imap_login,
+    imap_wait_for_messages,
+    make_encrypted_message,
+    make_plain_message,
+    new_creds,
+    random_localpart,
+    smtp_connect,
+    smtp_login,
+)
+
+
+def _fetch_all(relay, creds, count, timeout=20):
+    """Bodies of the first ``count`` INBOX messages (waits until they are there)."""
+    imap = imap_login(relay, creds)
+    try:
+        imap_wait_for_messages(imap, "INBOX", count, timeout)
+        out = []
+        for i in range(1, count + 1):
+            typ, data = imap.fetch(str(i), "(BODY.PEEK[])")
+            assert typ == "OK", (typ, data)
+            out.append(data[0][1])
+        return out
+    finally:
+        imap.logout()
+
+
+@pytest.fixture
+def users(relay):
+    """Three existing accounts on the relay (made by first login)."""
+    return [create_account(relay, via="smtp"), create_account(relay), create_account(relay)]
+
+
+def test_ehlo_capabilities(relay):
+    smtp = smtp_connect(relay)  # 465, implicit TLS
+    try:
+        for ext in ("size", "pipelining", "8bitmime", "enhancedstatuscodes", "auth"):
+            assert smtp.has_extn(ext), f"EHLO on 465 lacks {ext}: {smtp.esmtp_features}"
+        assert "PLAIN" in smtp.esmtp_features["auth"].upper().split()
+        # SIZE announces the configured limit.
+        assert smtp.esmtp_features["size"].strip() == relay.params["max_message_size"]
+    finally:
+        smtp.quit()
+
+
+def test_587_requires_starttls_before_auth(relay):
+    creds = new_creds(relay)
+    smtp = smtplib.SMTP(relay.ip, relay.port("submission_port"), timeout=30)
+    try:
+        smtp.ehlo("e2e-client")
+        assert smtp.has_extn("starttls")
+        # AUTH in the clear must not work (530/503/...; never 235).
+        code, resp = smtp.docmd("AUTH", "PLAIN " + _plain_b64(creds.addr, creds.password))
+        assert 500 <= code < 600, (code, resp)
+    finally:
+        smtp.close()
+    smtp = smtp_login(relay, creds, port=relay.port("submission_port"))
+    smtp.quit()
+
+
+def _plain_b64(user, password):
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def test_wrong_password_refused(relay, users):
+    smtp = smtp_connect(relay)
+    try:
+        with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+            smtp.login(users[0].addr, users[0].password + "x")
+        assert e.value.smtp_code == 535
+    finally:
+        smtp.close()
+
+
+@pytest.mark.parametrize("port_name", ["submissions_port", "submission_port"])
+def test_encrypted_message_is_delivered(relay, users, gpg, port_name):
+    a, b, _ = users
+    msg = make_encrypted_message(gpg, a.addr, [b.addr], payload=b"delivered intact")
+    smtp = smtp_login(relay, a, port=relay.port(port_name))
+    try:
+        refused = smtp.sendmail(a.addr, [b.addr], msg)
+        assert refused == {}
+    finally:
+        smtp.quit()
+    [stored] = _fetch_all(relay, b, 1)
+    parsed = email.message_from_bytes(stored)
+    assert parsed.get_content_type() == "multipart/encrypted"
+    sent_parts = email.message_from_bytes(msg).get_payload()
+    stored_parts = parsed.get_payload()
+    assert len(stored_parts) == 2
+    # The OpenPGP data arrives byte for byte.
+    assert stored_parts[1].get_payload().strip() == sent_parts[1].get_payload().strip()
+
+
+def test_plain_message_refused_523(relay, users):
+    a, b, _ = users
+    smtp = smtp_login(relay, a)
+    try:
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            smtp.sendmail(a.addr, [b.addr], make_plain_message(a.addr, [b.addr]))
+        assert e.value.smtp_code == 523, e.value
+        assert b"Encryption Needed: Invalid Unencrypted Mail" in e.value.smtp_error
+    finally:
+        smtp.quit()
+    # Nothing was stored.
+    imap = imap_login(relay, b)
+    typ, data = imap.select("INBOX")
+    assert typ == "OK" and int(data[0]) == 0
+    imap.logout()
+
+
+@pytest.mark.parametrize("forged", ["same-domain", "foreign-domain"])
+def test_forged_from_header_refused_500(relay, users, gpg, forged):
+    a, b, c = users
+    header_from = c.addr if forged == "same-domain" else f"{random_localpart()}@example.org"
+    msg = make_encrypted_message(gpg, a.addr, [b.addr], header_from=header_from)
+    smtp = smtp_login(relay, a)
+    try:
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            smtp.sendmail(a.addr, [b.addr], msg)
+        assert e.value.smtp_code == 500, e.value
+        assert b"Invalid FROM" in e.value.smtp_error
+    finally:
+        smtp.quit()
+
+
+def test_foreign_mail_from_refused_553_at_rcpt(relay, users):
+    a, b, c = users
+    smtp = smtp_login(relay, a)
+    try:
+        code, resp = smtp.mail(b.addr)  # not the login
+        assert code == 250, (code, resp)
+        code, resp = smtp.rcpt(c.addr)
+        assert code == 553, (code, resp)
+        assert b"5.7.1" in resp
+    finally:
+        smtp.quit()
+
+
+def test_unknown_local_recipient_refused_550(relay, users, gpg):
+    a = users[0]
+    ghost = relay.addr(random_localpart())
+    smtp = smtp_login(relay, a)
+    try:
+        code, resp = smtp.mail(a.addr)
+        assert code == 250, (code, resp)
+        code, resp = smtp.rcpt(ghost)
+        assert code == 550, (code, resp)
+        assert b"5.1.1" in resp
+    finally:
+        smtp.quit()
+
+
+def test_rate_limit_450_only_after_burst(relay_factory, gpg):
+    burst = 4
+    # 2 per minute: no token comes back while the test runs.
+    relay = relay_factory.make(max_user_send_per_minute=2, max_user_send_burst_size=burst)
+    a, b, c = (create_account(relay, via="smtp"), create_account(relay), create_account(relay))
+    smtp = smtp_login(relay, a)
+    try:
+        for i in range(burst):
+            msg = make_encrypted_message(gpg, a.addr, [b.addr], payload=f"burst {i}".encode())
+            refused = smtp.sendmail(a.addr, [b.addr], msg)
+            assert refused == {}, f"message {i} of the burst of {burst} refused: {refused}"
+        msg = make_encrypted_message(gpg, a.addr, [b.addr], payload=b"one too many")
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
+            smtp.sendmail(a.addr, [b.addr], msg)
+        code, resp = e.value.recipients[b.addr]
+        assert code == 450, (code, resp)
+        assert b"4.7.1: Too much mail from" in resp
+        assert a.addr.encode() in resp
+    finally:
+        smtp.close()
+    # The limit is per sender: someone else still gets through.
+    smtp = smtp_login(relay, c)
+    try:
+        msg = make_encrypted_message(gpg, c.addr, [b.addr])
+        assert smtp.sendmail(c.addr, [b.addr], msg) == {}
+    finally:
+        smtp.quit()
+    assert len(_fetch_all(relay, b, burst + 1)) == burst + 1
+
+
+def test_message_size_limit_552(relay_factory, gpg):
+    limit = 200_000
+    relay = relay_factory.make(max_message_size=limit)
+    a, b = create_account(relay, via="smtp"), create_account(relay)
+    smtp = smtp_login(relay, a)
+    try:
+        # Declared too big with SIZE=: refused at MAIL.
+        code, resp = smtp.mail(a.addr, [f"SIZE={limit + 1}"])
+        assert code == 552, (code, resp)
+        smtp.rset()
+        # Not declared, but the data is too big: refused at the end of DATA.
+        big = make_encrypted_message(gpg, a.addr, [b.addr], payload=b"x" * (2 * limit))
+        assert len(big) > limit
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            smtp.sendmail(a.addr, [b.addr], big)
+        assert e.value.smtp_code == 552, e.value
+    except smtplib.SMTPServerDisconnected:
+        pytest.fail("relay closed the connection instead of answering 552")
+    finally:
+        smtp.close()
+    # A small message still goes through on a new connection.
+    smtp = smtp_login(relay, a)
+    try:
+        ok = make_encrypted_message(gpg, a.addr, [b.addr], payload=b"small")
+        assert smtp.sendmail(a.addr, [b.addr], ok) == {}
+    finally:
+        smtp.quit()
+
+
+def test_submission_over_443_with_alpn_smtp(relay, users, gpg):
+    a, b, _ = users
+    smtp = smtp_connect(relay, port=relay.port("https_port"), alpn=["smtp"])
+    try:
+        assert smtp.sock.selected_alpn_protocol() == "smtp"
+        smtp.login(a.addr, a.password)
+        msg = make_encrypted_message(gpg, a.addr, [b.addr], payload=b"via 443")
+        assert smtp.sendmail(a.addr, [b.addr], msg) == {}
+    finally:
+        smtp.quit()
+    assert len(_fetch_all(relay, b, 1)) == 1
