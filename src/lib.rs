@@ -4,5 +4,16 @@
 //! `server` wires them to sockets on one `async_executor::LocalExecutor`.
 #![forbid(unsafe_code)]
 
-pub mod policy;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod hub;
 pub mod imap;
+pub mod invite;
+pub mod logger;
+pub mod net;
+pub mod policy;
+pub mod server;
+pub mod smtp;
+pub mod store;
+pub mod tls;

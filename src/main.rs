@@ -1,3 +1,161 @@
-fn main() {
-    println!("Hello, world!");
+//! `chatrelay` command line: serve, invite, version.
+#![forbid(unsafe_code)]
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use chatrelay::config::Config;
+
+const USAGE: &str = "usage:
+  chatrelay serve  [--config chatmail.ini] [--data-dir DIR]   run the relay
+  chatrelay invite [--config chatmail.ini] [--data-dir DIR]   print an invitation link and QR code
+  chatrelay version
+
+Without --config, chatrelay runs as a relay for the local network: the
+host's IPv4 address as an IP-literal domain with a self-signed certificate.";
+
+struct Args {
+    cmd: String,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let cmd = it.next().ok_or_else(|| USAGE.to_string())?;
+    let mut a = Args {
+        cmd,
+        config: None,
+        data_dir: None,
+    };
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--config" | "-c" => a.config = Some(it.next().ok_or("--config needs a path")?.into()),
+            "--data-dir" => a.data_dir = Some(it.next().ok_or("--data-dir needs a path")?.into()),
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(a)
+}
+
+/// The host's primary IPv4: the source address the kernel would pick for a
+/// route to TEST-NET-1. `connect` on UDP only consults the routing table;
+/// no packet is sent.
+fn primary_ipv4() -> Ipv4Addr {
+    let probe = || -> Option<Ipv4Addr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        s.connect("192.0.2.1:9").ok()?;
+        match s.local_addr().ok()?.ip() {
+            std::net::IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
+            _ => None,
+        }
+    };
+    probe().unwrap_or(Ipv4Addr::LOCALHOST)
+}
+
+fn load_config(a: &Args) -> Result<Config, String> {
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            Config::from_ini(&text, Some(primary_ipv4()))
+                .map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => {
+            let mut c = Config::lan_default(primary_ipv4());
+            if !rustix::process::geteuid().is_root() {
+                // Unprivileged: move every port above 1024.
+                c.smtp_port = 2525;
+                c.submission_port = 1587;
+                c.submissions_port = 1465;
+                c.imap_port = 1143;
+                c.imaps_port = 1993;
+                c.https_port = 1443;
+                c.http_port = 1080;
+            }
+            c
+        }
+    };
+    if let Some(d) = &a.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    for k in &cfg.unused_keys {
+        log::warn!("config: unknown key {k:?} ignored");
+    }
+    Ok(cfg)
+}
+
+fn print_invitation(cfg: &Config) {
+    let link = chatrelay::invite::invitation(cfg);
+    println!(
+        "\nScan this with Delta Chat to create a profile on {}:\n",
+        cfg.mail_domain
+    );
+    println!("{}", chatrelay::invite::terminal_qr(&link));
+    println!("{link}\n");
+    println!(
+        "ports: IMAP {} (TLS) / {} (STARTTLS), SMTP {} (TLS) / {} (STARTTLS), HTTPS {}, MX {}\n",
+        cfg.imaps_port,
+        cfg.imap_port,
+        cfg.submissions_port,
+        cfg.submission_port,
+        cfg.https_port,
+        cfg.smtp_port
+    );
+}
+
+fn serve(cfg: Config) -> Result<(), String> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create data folder {}: {e}", cfg.data_dir.display()))?;
+    let store = chatrelay::store::Store::open(&cfg.data_dir)
+        .map_err(|e| format!("cannot open the store in {}: {e}", cfg.data_dir.display()))?;
+    let tls = chatrelay::tls::load_configs(&cfg).map_err(|e| format!("TLS: {e}"))?;
+    let cfg = Rc::new(cfg);
+    let store = Rc::new(store);
+    let ctx = Rc::new(chatrelay::server::Ctx {
+        auth: chatrelay::auth::Auth::new(cfg.clone(), store.clone()),
+        cfg: cfg.clone(),
+        store,
+        hub: Rc::new(chatrelay::hub::Hub::default()),
+        tls,
+        imap_conns: Default::default(),
+        smtp_conns: Default::default(),
+        http_conns: Default::default(),
+    });
+    if cfg.self_signed() {
+        print_invitation(&cfg);
+    }
+    let ex = Rc::new(async_executor::LocalExecutor::new());
+    let ex2 = ex.clone();
+    futures_lite::future::block_on(ex.run(chatrelay::server::run(ex2, ctx)))
+}
+
+fn main() -> ExitCode {
+    chatrelay::logger::init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match args.cmd.as_str() {
+        "serve" => load_config(&args).and_then(serve),
+        "invite" => load_config(&args).map(|c| print_invitation(&c)),
+        "version" | "--version" => {
+            println!("chatrelay {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatrelay: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,0 +1,395 @@
+//! `chatmail.ini` → [`Config`]. Same `[params]` keys and defaults as upstream
+//! chatmail (spec §3), plus our own keys documented in the README.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+/// How TLS certificates are obtained (spec §3 "Derived TLS mode").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// `_`-prefixed domain or IPv4 domain: a self-signed certificate kept in the data dir.
+    SelfSigned,
+    /// `tls_external_cert_and_key = "<cert> <key>"`.
+    External { cert: PathBuf, key: PathBuf },
+    /// Let's Encrypt (not implemented yet; falls back to self-signed with a warning).
+    Acme,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The domain as used in addresses: `example.org`, `_test.local` or `[192.0.2.1]`.
+    pub mail_domain: String,
+    /// Set when `mail_domain` is an IPv4 literal.
+    pub ip_literal: Option<Ipv4Addr>,
+    pub max_user_send_per_minute: u32,
+    pub max_user_send_burst_size: u32,
+    /// Bytes.
+    pub max_mailbox_size: u64,
+    pub max_message_size: u64,
+    pub delete_mails_after: u32,
+    pub delete_large_after: u32,
+    pub delete_inactive_users_after: u32,
+    pub username_min_length: usize,
+    pub username_max_length: usize,
+    pub password_min_length: usize,
+    pub max_load_1m: f64,
+    pub min_available_memory: u64,
+    pub min_free_disk_space: u64,
+    pub max_imap_connections: usize,
+    pub max_smtp_connections: usize,
+    pub tls_mode: TlsMode,
+    pub disable_ipv6: bool,
+    pub acme_email: String,
+    /// `None`: not advertised.
+    pub iroh_relay: Option<String>,
+    pub imap_compress: bool,
+    pub privacy_postal: String,
+    pub privacy_mail: String,
+    pub privacy_pdo: String,
+    pub privacy_supervisor: String,
+    // --- our own keys ---
+    pub data_dir: PathBuf,
+    pub listen_address: Option<IpAddr>,
+    pub smtp_port: u16,
+    pub submission_port: u16,
+    pub submissions_port: u16,
+    pub imap_port: u16,
+    pub imaps_port: u16,
+    pub https_port: u16,
+    pub http_port: u16,
+    /// Refuse new accounts (same effect as the `nocreate` flag file).
+    pub nocreate: bool,
+    /// Path of the flag file that also disables account creation.
+    pub nocreate_file: PathBuf,
+    /// Seconds an idle IMAP connection may stay without any command (RFC 3501 §5.4: ≥ 30 min).
+    pub imap_idle_timeout: u64,
+    /// Keys that were present but unknown (warned about at startup).
+    pub unused_keys: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parse an INI text into `section -> key -> value` (only `[params]` is used).
+fn parse_ini(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut section = String::new();
+    let mut params = BTreeMap::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            let Some(name) = rest.strip_suffix(']') else {
+                return Err(ConfigError(format!(
+                    "line {}: bad section header {line:?}",
+                    n + 1
+                )));
+            };
+            section = name.trim().to_string();
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(ConfigError(format!(
+                "line {}: expected key = value, got {line:?}",
+                n + 1
+            )));
+        };
+        if section == "params" {
+            params.insert(k.trim().to_lowercase(), v.trim().to_string());
+        }
+    }
+    Ok(params)
+}
+
+/// Upstream's size syntax: `500M`, `1G`, bare number = MB, trailing `B` ignored.
+/// Returns bytes.
+pub fn parse_size_mb(key: &str, v: &str) -> Result<u64, ConfigError> {
+    let s = v.trim().trim_end_matches(['B', 'b']);
+    let (num, mult) = match s.chars().last() {
+        Some('G' | 'g') => (&s[..s.len() - 1], 1024u64 * 1024 * 1024),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1024 * 1024),
+        Some('K' | 'k') => (&s[..s.len() - 1], 1024),
+        _ => (s, 1024 * 1024),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| {
+        ConfigError(format!(
+            "bad value for {key}: {v:?} (expected a size like 500M or 1G)"
+        ))
+    })?;
+    if !(n >= 0.0) {
+        return Err(ConfigError(format!("bad value for {key}: {v:?}")));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+struct Params(BTreeMap<String, String>, Vec<&'static str>);
+
+impl Params {
+    fn raw(&mut self, key: &'static str) -> Option<String> {
+        self.1.push(key);
+        self.0.get(key).cloned()
+    }
+    fn string(&mut self, key: &'static str, default: &str) -> String {
+        self.raw(key).unwrap_or_else(|| default.to_string())
+    }
+    fn num<T: std::str::FromStr>(
+        &mut self,
+        key: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| {
+                ConfigError(format!("bad value for {key}: {v:?} (expected a number)"))
+            }),
+        }
+    }
+    fn boolean(&mut self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => match v.trim().to_lowercase().as_str() {
+                "true" | "yes" | "1" => Ok(true),
+                "false" | "no" | "0" | "" => Ok(false),
+                _ => Err(ConfigError(format!(
+                    "bad value for {key}: {v:?} (expected true or false)"
+                ))),
+            },
+        }
+    }
+    fn size(&mut self, key: &'static str, default: &str) -> Result<u64, ConfigError> {
+        let v = self.string(key, default);
+        parse_size_mb(key, &v)
+    }
+}
+
+/// Upstream keys that we read but have no effect here (ports of upstream's
+/// internal daemons, paths of the Dovecot setup). Not warned about.
+const ACCEPTED_UPSTREAM_KEYS: &[&str] = &[
+    "filtermail_smtp_port",
+    "filtermail_smtp_port_incoming",
+    "filtermail_http_port_incoming",
+    "filtermail_lmtp_port_transport",
+    "postfix_reinject_port",
+    "postfix_reinject_port_incoming",
+    "turn_socket_path",
+    "mailboxes_dir",
+    "passdb_path",
+    "www_folder",
+    "mtail_address",
+    "imap_rawlog",
+];
+
+impl Config {
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_ini(&text, None)
+    }
+
+    /// The embedded default: an IP-literal relay for the local network.
+    pub fn lan_default(ip: Ipv4Addr) -> Config {
+        Self::from_ini(&format!("[params]\nmail_domain = {ip}\n"), None)
+            .expect("embedded default parses")
+    }
+
+    /// `fallback_ip` is used when `mail_domain` is missing (LAN mode).
+    pub fn from_ini(text: &str, fallback_ip: Option<Ipv4Addr>) -> Result<Config, ConfigError> {
+        let mut p = Params(parse_ini(text)?, Vec::new());
+        let domain_raw = match p.raw("mail_domain") {
+            Some(d) if !d.trim().is_empty() => d.trim().to_string(),
+            _ => match fallback_ip {
+                Some(ip) => ip.to_string(),
+                None => return Err(ConfigError("mail_domain is required in [params]".into())),
+            },
+        };
+        let domain_bare = domain_raw.trim_start_matches('[').trim_end_matches(']');
+        let ip_literal: Option<Ipv4Addr> = domain_bare.parse().ok();
+        let mail_domain = match ip_literal {
+            Some(ip) => format!("[{ip}]"),
+            None => {
+                let d = domain_raw.to_lowercase();
+                if d.is_empty()
+                    || !d
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                {
+                    return Err(ConfigError(format!(
+                        "bad value for mail_domain: {domain_raw:?}"
+                    )));
+                }
+                d
+            }
+        };
+        let ext = p.string("tls_external_cert_and_key", "");
+        let tls_mode = if !ext.trim().is_empty() {
+            let parts: Vec<&str> = ext.split_whitespace().collect();
+            if parts.len() != 2 {
+                return Err(ConfigError(format!(
+                    "bad value for tls_external_cert_and_key: {ext:?} (expected \"<cert path> <key path>\")"
+                )));
+            }
+            TlsMode::External {
+                cert: parts[0].into(),
+                key: parts[1].into(),
+            }
+        } else if ip_literal.is_some() || mail_domain.starts_with('_') {
+            TlsMode::SelfSigned
+        } else {
+            TlsMode::Acme
+        };
+        let port = |p: &mut Params, key: &'static str, default: u16| p.num::<u16>(key, default);
+        let iroh = p.raw("iroh_relay");
+        let cfg = Config {
+            ip_literal,
+            max_user_send_per_minute: p.num("max_user_send_per_minute", 60)?,
+            max_user_send_burst_size: p.num("max_user_send_burst_size", 10)?,
+            max_mailbox_size: p.size("max_mailbox_size", "500M")?,
+            max_message_size: p.num("max_message_size", 31_457_280)?,
+            delete_mails_after: p.num("delete_mails_after", 20)?,
+            delete_large_after: p.num("delete_large_after", 7)?,
+            delete_inactive_users_after: p.num("delete_inactive_users_after", 90)?,
+            username_min_length: p.num("username_min_length", 9)?,
+            username_max_length: p.num("username_max_length", 9)?,
+            password_min_length: p.num("password_min_length", 9)?,
+            max_load_1m: p.num("max_load_1m", 5.0)?,
+            min_available_memory: p.size("min_available_memory", "200M")?,
+            min_free_disk_space: p.size("min_free_disk_space", "1G")?,
+            max_imap_connections: p.num("max_imap_connections", 10_000)?,
+            max_smtp_connections: p.num("max_smtp_connections", 1000)?,
+            tls_mode,
+            disable_ipv6: p.boolean("disable_ipv6", false)?,
+            acme_email: p.string("acme_email", ""),
+            iroh_relay: match iroh {
+                None => None,
+                Some(v) if v.trim().is_empty() => None,
+                Some(v) => Some(v.trim().to_string()),
+            },
+            imap_compress: p.boolean("imap_compress", false)?,
+            privacy_postal: p.string("privacy_postal", ""),
+            privacy_mail: p.string("privacy_mail", ""),
+            privacy_pdo: p.string("privacy_pdo", ""),
+            privacy_supervisor: p.string("privacy_supervisor", ""),
+            data_dir: p.string("data_dir", "chatrelay-data").into(),
+            listen_address: match p.raw("listen_address") {
+                None => None,
+                Some(v) if v.trim().is_empty() => None,
+                Some(v) => Some(v.trim().parse().map_err(|_| {
+                    ConfigError(format!(
+                        "bad value for listen_address: {v:?} (expected an IP address)"
+                    ))
+                })?),
+            },
+            smtp_port: port(&mut p, "smtp_port", 25)?,
+            submission_port: port(&mut p, "submission_port", 587)?,
+            submissions_port: port(&mut p, "submissions_port", 465)?,
+            imap_port: port(&mut p, "imap_port", 143)?,
+            imaps_port: port(&mut p, "imaps_port", 993)?,
+            https_port: port(&mut p, "https_port", 443)?,
+            http_port: port(&mut p, "http_port", 80)?,
+            nocreate: p.boolean("nocreate", false)?,
+            nocreate_file: p.string("nocreate_file", "/etc/chatmail-nocreate").into(),
+            imap_idle_timeout: p.num("imap_idle_timeout", 1800)?,
+            unused_keys: Vec::new(),
+            mail_domain,
+        };
+        let Params(all, used) = p;
+        let unused_keys = all
+            .keys()
+            .filter(|k| {
+                !used.contains(&k.as_str()) && !ACCEPTED_UPSTREAM_KEYS.contains(&k.as_str())
+            })
+            .cloned()
+            .collect();
+        if cfg.username_min_length > cfg.username_max_length {
+            return Err(ConfigError(format!(
+                "bad value for username_min_length: {} is above username_max_length {}",
+                cfg.username_min_length, cfg.username_max_length
+            )));
+        }
+        Ok(Config { unused_keys, ..cfg })
+    }
+
+    /// Hostname clients connect to: the IP for IP-literal relays, else the domain.
+    pub fn hostname(&self) -> String {
+        match self.ip_literal {
+            Some(ip) => ip.to_string(),
+            None => self.mail_domain.clone(),
+        }
+    }
+
+    pub fn self_signed(&self) -> bool {
+        !matches!(self.tls_mode, TlsMode::External { .. } | TlsMode::Acme)
+    }
+
+    /// `@domain` suffix of local addresses.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        domain.eq_ignore_ascii_case(&self.mail_domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_upstream() {
+        let c = Config::from_ini("[params]\nmail_domain = chat.example.org\n", None).unwrap();
+        assert_eq!(c.max_mailbox_size, 500 * 1024 * 1024);
+        assert_eq!(c.max_message_size, 31_457_280);
+        assert_eq!(c.delete_mails_after, 20);
+        assert_eq!(c.username_max_length, 9);
+        assert_eq!(c.tls_mode, TlsMode::Acme);
+        assert_eq!(c.min_free_disk_space, 1024 * 1024 * 1024);
+        assert!(c.unused_keys.is_empty());
+    }
+
+    #[test]
+    fn ip_domain_and_unknown_keys() {
+        let c = Config::from_ini(
+            "[params]\nmail_domain = 10.0.0.5\nfoo = 1\nmailboxes_dir = /x\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.mail_domain, "[10.0.0.5]");
+        assert_eq!(c.tls_mode, TlsMode::SelfSigned);
+        assert_eq!(c.unused_keys, vec!["foo".to_string()]);
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let e =
+            Config::from_ini("[params]\nmail_domain = a.b\nimap_port = 99999\n", None).unwrap_err();
+        assert!(
+            e.0.contains("imap_port") && e.0.contains("99999"),
+            "{}",
+            e.0
+        );
+        let e = Config::from_ini(
+            "[params]\nmail_domain = a.b\nmax_mailbox_size = lots\n",
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("max_mailbox_size") && e.0.contains("lots"),
+            "{}",
+            e.0
+        );
+        assert!(Config::from_ini("[params]\n", None).is_err());
+        assert!(Config::from_ini("[params]\nmail_domain = a b\n", None).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size_mb("k", "1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size_mb("k", "200MB").unwrap(), 200 << 20);
+        assert_eq!(parse_size_mb("k", "7").unwrap(), 7 << 20);
+    }
+}

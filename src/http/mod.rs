@@ -1,0 +1,196 @@
+//! A small HTTP/1.1 server (httparse) for the web surface of spec §12:
+//! `/new`, autoconfig, MTA-STS, robots.txt, the index page.
+
+mod routes;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::net::Stream;
+use crate::server::{timeout, Ctx};
+
+/// Limits: request head size, header count, request body size for non-upload routes.
+pub const MAX_HEAD: usize = 16 * 1024;
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_SMALL_BODY: usize = 64 * 1024;
+const IDLE: Duration = Duration::from_secs(60);
+const MAX_REQUESTS_PER_CONN: usize = 100;
+
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub reason: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            reason: reason(status),
+            headers: vec![("Content-Type", content_type.to_string())],
+            body: body.into(),
+        }
+    }
+    pub fn text(status: u16, body: &str) -> Response {
+        Response::new(status, "text/plain; charset=utf-8", body)
+    }
+    fn encode(&self, keep_alive: bool) -> Vec<u8> {
+        let mut out = format!("HTTP/1.1 {} {}\r\n", self.status, self.reason).into_bytes();
+        for (k, v) in &self.headers {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        if !keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        301 => "Moved Permanently",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+enum ReadError {
+    Closed,
+    Bad(u16, &'static str),
+}
+
+async fn read_request(s: &mut Stream) -> Result<Request, ReadError> {
+    // Read the head line by line (bounded), then parse it with httparse.
+    let mut head = Vec::new();
+    loop {
+        match s.read_line(MAX_HEAD).await {
+            Ok(crate::net::Line::Ok(l)) => {
+                if l.is_empty() {
+                    if head.is_empty() {
+                        continue; // tolerate leading empty lines (RFC 9112 §2.2)
+                    }
+                    break;
+                }
+                head.extend_from_slice(&l);
+                head.extend_from_slice(b"\r\n");
+                if head.len() > MAX_HEAD {
+                    return Err(ReadError::Bad(431, "request head too large"));
+                }
+            }
+            Ok(crate::net::Line::TooLong) => {
+                return Err(ReadError::Bad(431, "request line too long"))
+            }
+            _ => return Err(ReadError::Closed),
+        }
+    }
+    head.extend_from_slice(b"\r\n");
+    let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut hdrs);
+    match req.parse(&head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ReadError::Bad(431, "too many headers"))
+        }
+        _ => return Err(ReadError::Bad(400, "malformed request")),
+    }
+    let method = req.method.unwrap_or("").to_string();
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_string(), h.value.to_vec()))
+        .collect();
+    let mut r = Request {
+        method,
+        path: path.to_string(),
+        query: query.to_string(),
+        headers,
+        body: Vec::new(),
+    };
+    if r.header("transfer-encoding").is_some() {
+        return Err(ReadError::Bad(
+            411,
+            "chunked request bodies are not supported",
+        ));
+    }
+    let len = match r.header("content-length") {
+        None => 0,
+        Some(v) => std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or(ReadError::Bad(400, "bad Content-Length"))?,
+    };
+    if len > MAX_SMALL_BODY as u64 {
+        return Err(ReadError::Bad(413, "request body too large"));
+    }
+    let mut body = Vec::new();
+    if len > 0
+        && !s
+            .read_exact_into(len as usize, &mut body)
+            .await
+            .map_err(|_| ReadError::Closed)?
+    {
+        return Err(ReadError::Closed);
+    }
+    r.body = body;
+    Ok(r)
+}
+
+/// Serve HTTP requests on one connection (keep-alive, bounded).
+pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool) {
+    let Some(_g) = crate::server::ConnGuard::try_new(&ctx.http_conns, 1000) else {
+        return;
+    };
+    for _ in 0..MAX_REQUESTS_PER_CONN {
+        let req = match timeout(IDLE, read_request(&mut s)).await {
+            None | Some(Err(ReadError::Closed)) => return,
+            Some(Err(ReadError::Bad(code, msg))) => {
+                let _ = s.send(&Response::text(code, msg).encode(false)).await;
+                return;
+            }
+            Some(Ok(r)) => r,
+        };
+        let keep_alive = !req
+            .header("connection")
+            .map(|v| v.eq_ignore_ascii_case(b"close"))
+            .unwrap_or(false);
+        let resp = if tls {
+            routes::route(&ctx, &req)
+        } else {
+            routes::plain_http(&ctx, &req)
+        };
+        if s.send(&resp.encode(keep_alive)).await.is_err() || !keep_alive {
+            return;
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! FETCH (RFC 3501 §6.4.5, §7.4.2; BINARY RFC 3516). Large full-body
+//! fetches stream from the body file in chunks, so memory stays flat.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use super::mailbox::render_flags;
+use super::mime::{bodystructure, envelope, section_bytes, split_header};
+use super::session::Session;
+use super::types::{FetchAtt, SeqSet};
+use super::wire::imap_datetime;
+use crate::store::{flag, FlagOp, Message};
+
+/// Bodies up to this size are read whole; larger full-body fetches stream.
+const STREAM_ABOVE: u64 = 256 * 1024;
+const CHUNK: usize = 64 * 1024;
+
+fn needs_parse(items: &[FetchAtt]) -> bool {
+    items.iter().any(|i| match i {
+        FetchAtt::Envelope
+        | FetchAtt::BodyStructure
+        | FetchAtt::Body
+        | FetchAtt::Binary { .. }
+        | FetchAtt::BinarySize(_) => true,
+        FetchAtt::BodySection { section, .. } => !section.part.is_empty(),
+        _ => false,
+    })
+}
+
+fn needs_content(items: &[FetchAtt]) -> bool {
+    items.iter().any(|i| {
+        !matches!(
+            i,
+            FetchAtt::Uid
+                | FetchAtt::Flags
+                | FetchAtt::InternalDate
+                | FetchAtt::Rfc822Size
+                | FetchAtt::ModSeq
+        )
+    })
+}
+
+/// Whole-message items that can be streamed straight from the file.
+fn is_full_body(i: &FetchAtt) -> bool {
+    match i {
+        FetchAtt::Rfc822 => true,
+        FetchAtt::BodySection {
+            section,
+            partial: None,
+            ..
+        } => section.part.is_empty() && section.text.is_none(),
+        FetchAtt::Binary {
+            part,
+            partial: None,
+            ..
+        } => part.is_empty(),
+        _ => false,
+    }
+}
+
+fn sets_seen(i: &FetchAtt) -> bool {
+    matches!(
+        i,
+        FetchAtt::Rfc822
+            | FetchAtt::Rfc822Text
+            | FetchAtt::BodySection { peek: false, .. }
+            | FetchAtt::Binary { peek: false, .. }
+    )
+}
+
+fn partial(data: &[u8], p: Option<(u32, u32)>) -> (&[u8], String) {
+    match p {
+        None => (data, String::new()),
+        Some((start, len)) => {
+            let s = (start as usize).min(data.len());
+            let e = s.saturating_add(len as usize).min(data.len());
+            (&data[s..e], format!("<{start}>"))
+        }
+    }
+}
+
+fn push_literal(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+}
+
+impl Session {
+    pub(super) async fn fetch(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        items: &[FetchAtt],
+    ) -> std::io::Result<()> {
+        let targets = match self.resolve(set, uid) {
+            Ok(t) => t,
+            Err(e) => {
+                self.bad(tag, &e);
+                return Ok(());
+            }
+        };
+        let mut items: Vec<FetchAtt> = items.to_vec();
+        if uid && !items.contains(&FetchAtt::Uid) {
+            items.insert(0, FetchAtt::Uid);
+        }
+        let sel = self.sel.as_ref().expect("selected");
+        let (mb_id, read_only) = (sel.mb.id, sel.read_only);
+        let meta: HashMap<u32, Message> = match self.ctx.store.messages(mb_id) {
+            Ok(m) => m.into_iter().map(|m| (m.uid, m)).collect(),
+            Err(e) => {
+                self.store_err(tag, e);
+                return Ok(());
+            }
+        };
+        // Implicit \Seen (RFC 3501 §6.4.5) for non-PEEK body fetches.
+        if !read_only && items.iter().any(sets_seen) {
+            let unseen: Vec<u32> = targets
+                .iter()
+                .filter(|(_, u)| {
+                    meta.get(u)
+                        .map(|m| !m.flags.has(flag::SEEN))
+                        .unwrap_or(false)
+                })
+                .map(|t| t.1)
+                .collect();
+            if !unseen.is_empty() {
+                if let Ok(changed) =
+                    self.ctx
+                        .store
+                        .store_flags(mb_id, &unseen, FlagOp::Add, flag::SEEN, &[])
+                {
+                    let sub = self.sel.as_ref().map(|s| s.sub.id());
+                    self.ctx.hub.notify(mb_id, sub);
+                    let sel = self.sel.as_mut().expect("selected");
+                    for (u, f) in changed {
+                        if let Ok(i) = sel.uids.binary_search(&u) {
+                            sel.flags[i] = f;
+                        }
+                    }
+                    if !items.contains(&FetchAtt::Flags) {
+                        items.push(FetchAtt::Flags);
+                    }
+                }
+            }
+        }
+        let parse = needs_parse(&items);
+        let content = needs_content(&items);
+        for (idx, u) in targets {
+            let Some(m) = meta.get(&u) else { continue }; // expunged meanwhile
+            let flags = self
+                .sel
+                .as_ref()
+                .map(|s| s.flags[idx].clone())
+                .unwrap_or_default();
+            let path = self.ctx.store.body_path(m.body_id);
+            let stream = content
+                && !parse
+                && m.size > STREAM_ABOVE
+                && items.iter().filter(|i| is_full_body(i)).count() == 1
+                && items
+                    .iter()
+                    .all(|i| is_full_body(i) || !needs_content(std::slice::from_ref(i)));
+            let raw: Vec<u8> = if content && !stream {
+                match std::fs::read(&path) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log::error!("cannot read a message body: {e}");
+                        continue;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let parsed = if parse {
+                mailparse::parse_mail(&raw).ok()
+            } else {
+                None
+            };
+            let mut out = format!("* {} FETCH (", idx + 1).into_bytes();
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b' ');
+                }
+                match item {
+                    FetchAtt::Uid => out.extend_from_slice(format!("UID {u}").as_bytes()),
+                    FetchAtt::Flags => {
+                        out.extend_from_slice(format!("FLAGS {}", render_flags(&flags)).as_bytes())
+                    }
+                    FetchAtt::InternalDate => out.extend_from_slice(
+                        format!("INTERNALDATE \"{}\"", imap_datetime(m.internal_date)).as_bytes(),
+                    ),
+                    FetchAtt::Rfc822Size => {
+                        out.extend_from_slice(format!("RFC822.SIZE {}", m.size).as_bytes())
+                    }
+                    FetchAtt::ModSeq => out.extend_from_slice(b"MODSEQ (1)"),
+                    FetchAtt::Envelope => {
+                        out.extend_from_slice(b"ENVELOPE ");
+                        match &parsed {
+                            Some(p) => out.extend(envelope(p)),
+                            None => {
+                                out.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)")
+                            }
+                        }
+                    }
+                    FetchAtt::BodyStructure | FetchAtt::Body => {
+                        let ext = matches!(item, FetchAtt::BodyStructure);
+                        out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
+                        match &parsed {
+                            Some(p) => out.extend(bodystructure(p, ext)),
+                            None => out.extend_from_slice(
+                                b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)",
+                            ),
+                        }
+                    }
+                    FetchAtt::Rfc822 | FetchAtt::BodySection { .. } | FetchAtt::Binary { .. }
+                        if stream && is_full_body(item) =>
+                    {
+                        let name = match item {
+                            FetchAtt::Rfc822 => "RFC822".to_string(),
+                            FetchAtt::Binary { .. } => "BINARY[]".to_string(),
+                            _ => "BODY[]".to_string(),
+                        };
+                        out.extend_from_slice(format!("{name} {{{}}}\r\n", m.size).as_bytes());
+                        self.s.queue(&out);
+                        out.clear();
+                        self.stream_file(&path, m.size).await?;
+                    }
+                    FetchAtt::Rfc822 => {
+                        out.extend_from_slice(b"RFC822 ");
+                        push_literal(&mut out, &raw);
+                    }
+                    FetchAtt::Rfc822Header => {
+                        out.extend_from_slice(b"RFC822.HEADER ");
+                        push_literal(&mut out, split_header(&raw).0);
+                    }
+                    FetchAtt::Rfc822Text => {
+                        out.extend_from_slice(b"RFC822.TEXT ");
+                        push_literal(&mut out, split_header(&raw).1);
+                    }
+                    FetchAtt::BodySection {
+                        section,
+                        partial: p,
+                        ..
+                    } => {
+                        let data = section_bytes(&raw, parsed.as_ref(), section);
+                        let data = data.unwrap_or_default();
+                        let (slice, origin) = partial(&data, *p);
+                        out.extend_from_slice(
+                            format!("BODY[{}]{origin} ", section.spec()).as_bytes(),
+                        );
+                        push_literal(&mut out, slice);
+                    }
+                    FetchAtt::Binary {
+                        part, partial: p, ..
+                    } => {
+                        let data = binary_part(&raw, parsed.as_ref(), part);
+                        let (slice, origin) = partial(&data, *p);
+                        let spec: Vec<String> = part.iter().map(|x| x.to_string()).collect();
+                        out.extend_from_slice(
+                            format!("BINARY[{}]{origin} ", spec.join(".")).as_bytes(),
+                        );
+                        push_literal(&mut out, slice);
+                    }
+                    FetchAtt::BinarySize(part) => {
+                        let data = binary_part(&raw, parsed.as_ref(), part);
+                        let spec: Vec<String> = part.iter().map(|x| x.to_string()).collect();
+                        out.extend_from_slice(
+                            format!("BINARY.SIZE[{}] {}", spec.join("."), data.len()).as_bytes(),
+                        );
+                    }
+                }
+            }
+            out.extend_from_slice(b")\r\n");
+            self.s.queue(&out);
+            // Keep the output buffer small when fetching many messages.
+            self.s.flush().await?;
+        }
+        // No EXPUNGE during a non-UID FETCH (RFC 3501 §7.4.1).
+        self.sync_selected(uid);
+        self.ok(tag, "Fetch completed.");
+        Ok(())
+    }
+
+    async fn stream_file(&mut self, path: &std::path::Path, size: u64) -> std::io::Result<()> {
+        self.s.flush().await?;
+        let mut f = std::fs::File::open(path)?;
+        let mut left = size;
+        let mut buf = vec![0u8; CHUNK];
+        while left > 0 {
+            let want = (left as usize).min(CHUNK);
+            let n = f.read(&mut buf[..want])?;
+            if n == 0 {
+                // File shorter than recorded: pad so the literal stays well-formed.
+                let pad = vec![b' '; want];
+                self.s.send(&pad).await?;
+                left -= want as u64;
+                continue;
+            }
+            self.s.send(&buf[..n]).await?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// BINARY[part]: the part's content with its transfer encoding removed.
+fn binary_part(raw: &[u8], parsed: Option<&mailparse::ParsedMail>, part: &[u32]) -> Vec<u8> {
+    if part.is_empty() {
+        return raw.to_vec();
+    }
+    parsed
+        .and_then(|p| super::mime::find_part(p, part))
+        .and_then(|p| p.get_body_raw().ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,184 @@
+//! METADATA (RFC 5464) as chatmail uses it (spec §9.3), and QUOTA (RFC 9208).
+
+use super::session::Session;
+use super::wire::{astring, literal};
+use crate::auth::now_secs;
+
+/// Push tokens expire 90 days after their last registration (spec §9.3).
+pub const TOKEN_TTL: i64 = 90 * 86400;
+const MAX_TOKENS: usize = 16;
+const MAX_TOKEN_LEN: usize = 4096;
+pub const QUOTA_ROOT: &str = "User quota";
+
+/// Stored form: one `token\tunix_ts` per line.
+pub fn parse_tokens(v: &[u8]) -> Vec<(String, i64)> {
+    String::from_utf8_lossy(v)
+        .lines()
+        .filter_map(|l| {
+            let (t, ts) = l.split_once('\t')?;
+            Some((t.to_string(), ts.parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn valid_tokens(v: &[u8], now: i64) -> Vec<String> {
+    parse_tokens(v)
+        .into_iter()
+        .filter(|(_, ts)| *ts <= now + 60 && now - *ts < TOKEN_TTL)
+        .map(|(t, _)| t)
+        .collect()
+}
+
+fn encode_tokens(t: &[(String, i64)]) -> Vec<u8> {
+    t.iter()
+        .map(|(t, ts)| format!("{t}\t{ts}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+impl Session {
+    fn server_entry(&self, key: &str) -> Option<Vec<u8>> {
+        let cfg = &self.ctx.cfg;
+        match key.to_ascii_lowercase().as_str() {
+            "/shared/vendor/deltachat/maxsmtprecipients" => Some(b"1000".to_vec()),
+            "/shared/vendor/deltachat/irohrelay" => {
+                cfg.iroh_relay.as_ref().map(|v| v.as_bytes().to_vec())
+            }
+            "/shared/admin" if !cfg.privacy_mail.is_empty() => {
+                Some(format!("mailto:{}", cfg.privacy_mail).into_bytes())
+            }
+            _ => None,
+        }
+    }
+
+    pub(super) fn getmetadata(&mut self, tag: &str, user: &str, mailbox: &str, entries: &[String]) {
+        let mut pairs: Vec<u8> = Vec::new();
+        for e in entries {
+            let value = if mailbox.is_empty() {
+                self.server_entry(e)
+            } else if mailbox == "INBOX" && e.eq_ignore_ascii_case("/private/devicetoken") {
+                match self.ctx.store.get_meta(user, "devicetoken") {
+                    Ok(v) => {
+                        let t = valid_tokens(&v.unwrap_or_default(), now_secs());
+                        if t.is_empty() {
+                            None
+                        } else {
+                            Some(t.join(" ").into_bytes())
+                        }
+                    }
+                    Err(e) => return self.store_err(tag, e),
+                }
+            } else {
+                None
+            };
+            if !pairs.is_empty() {
+                pairs.push(b' ');
+            }
+            pairs.extend(astring(e.as_bytes()));
+            pairs.push(b' ');
+            match value {
+                // Values go out as literals (what the upstream tests parse, spec §9.3).
+                Some(v) => pairs.extend(literal(&v)),
+                None => pairs.extend_from_slice(b"NIL"),
+            }
+        }
+        if !entries.is_empty() {
+            let mut out = b"* METADATA ".to_vec();
+            out.extend(if mailbox.is_empty() {
+                b"\"\"".to_vec()
+            } else {
+                astring(mailbox.as_bytes())
+            });
+            out.extend_from_slice(b" (");
+            out.extend(pairs);
+            out.extend_from_slice(b")\r\n");
+            self.s.queue(&out);
+        }
+        self.ok(tag, "Getmetadata completed.");
+    }
+
+    pub(super) fn setmetadata(
+        &mut self,
+        tag: &str,
+        user: &str,
+        mailbox: &str,
+        entries: &[(String, Option<Vec<u8>>)],
+    ) {
+        for (k, v) in entries {
+            if mailbox != "INBOX" || !k.eq_ignore_ascii_case("/private/devicetoken") {
+                return self.no(
+                    tag,
+                    "[METADATA NOPRIVATE] Setting this entry is not permitted",
+                );
+            }
+            let now = now_secs();
+            let cur = match self.ctx.store.get_meta(user, "devicetoken") {
+                Ok(c) => c.unwrap_or_default(),
+                Err(e) => return self.store_err(tag, e),
+            };
+            let mut toks: Vec<(String, i64)> = parse_tokens(&cur)
+                .into_iter()
+                .filter(|(_, ts)| *ts <= now + 60 && now - *ts < TOKEN_TTL)
+                .collect();
+            match v {
+                None => toks.clear(),
+                Some(v) => {
+                    let t = String::from_utf8_lossy(v).trim().to_string();
+                    if t.is_empty()
+                        || t.len() > MAX_TOKEN_LEN
+                        || t.bytes().any(|b| !(0x21..0x7f).contains(&b))
+                    {
+                        return self.no(tag, "[METADATA TOOMANY] Invalid device token");
+                    }
+                    toks.retain(|(x, _)| *x != t);
+                    toks.push((t, now));
+                    if toks.len() > MAX_TOKENS {
+                        toks.remove(0);
+                    }
+                }
+            }
+            let enc = encode_tokens(&toks);
+            let r = self.ctx.store.set_meta(
+                user,
+                "devicetoken",
+                if toks.is_empty() { None } else { Some(&enc) },
+            );
+            if let Err(e) = r {
+                return self.store_err(tag, e);
+            }
+        }
+        self.ok(tag, "Setmetadata completed.");
+    }
+
+    fn quota_line(&self, user: &str) -> String {
+        let used = self.ctx.store.quota_used(user).unwrap_or(0);
+        format!(
+            "* QUOTA \"{QUOTA_ROOT}\" (STORAGE {} {})\r\n",
+            used.div_ceil(1024),
+            self.ctx.cfg.max_mailbox_size / 1024
+        )
+    }
+
+    pub(super) fn getquotaroot(&mut self, tag: &str, user: &str, mailbox: &str) {
+        match self.ctx.store.get_mailbox(user, mailbox) {
+            Ok(Some(_)) => {}
+            Ok(None) => return self.no(tag, "[NONEXISTENT] Mailbox does not exist"),
+            Err(e) => return self.store_err(tag, e),
+        }
+        let mut out = b"* QUOTAROOT ".to_vec();
+        out.extend(astring(mailbox.as_bytes()));
+        out.extend_from_slice(format!(" \"{QUOTA_ROOT}\"\r\n").as_bytes());
+        out.extend_from_slice(self.quota_line(user).as_bytes());
+        self.s.queue(&out);
+        self.ok(tag, "Getquotaroot completed.");
+    }
+
+    pub(super) fn getquota(&mut self, tag: &str, user: &str, root: &str) {
+        if root != QUOTA_ROOT {
+            return self.no(tag, "[NONEXISTENT] No such quota root");
+        }
+        let l = self.quota_line(user);
+        self.s.queue(l.as_bytes());
+        self.ok(tag, "Getquota completed.");
+    }
+}

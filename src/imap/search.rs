@@ -1,0 +1,180 @@
+//! SEARCH / UID SEARCH (RFC 3501 §6.4.4) and ESEARCH results (RFC 4731).
+
+use super::session::Session;
+use super::types::{SearchKey, SeqSet};
+use crate::store::{flag, Message};
+
+struct Item<'a> {
+    seq: u32,
+    max_seq: u32,
+    max_uid: u32,
+    m: &'a Message,
+    raw: Option<Vec<u8>>,
+}
+
+fn needs_content(k: &SearchKey) -> bool {
+    use SearchKey::*;
+    match k {
+        From(_) | To(_) | Cc(_) | Bcc(_) | Subject(_) | Body(_) | Text(_) | Header(..)
+        | SentBefore(_) | SentOn(_) | SentSince(_) => true,
+        Not(k) => needs_content(k),
+        Or(a, b) => needs_content(a) || needs_content(b),
+        And(v) => v.iter().any(needs_content),
+        _ => false,
+    }
+}
+
+fn contains_ci(hay: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes().to_ascii_lowercase();
+    if n.is_empty() {
+        return true;
+    }
+    hay.windows(n.len()).any(|w| w.eq_ignore_ascii_case(&n))
+}
+
+fn header_value(raw: &[u8], name: &str) -> Vec<u8> {
+    let (h, _) = super::mime::split_header(raw);
+    let f = super::mime::header_fields(h, &[name.to_string()], false);
+    // Drop the "Name:" prefixes; keep values for substring matching.
+    let mut out = Vec::new();
+    for line in f.split(|&b| b == b'\n') {
+        if let Some(c) = line.iter().position(|&b| b == b':') {
+            out.extend_from_slice(&line[c + 1..]);
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+fn sent_day(raw: &[u8]) -> Option<i64> {
+    let v = header_value(raw, "Date");
+    let s = String::from_utf8_lossy(&v);
+    mailparse::dateparse(s.trim())
+        .ok()
+        .map(|t| t.div_euclid(86400))
+}
+
+fn matches(k: &SearchKey, it: &Item) -> bool {
+    use SearchKey::*;
+    let f = &it.m.flags;
+    let day = it.m.internal_date.div_euclid(86400);
+    let raw = it.raw.as_deref().unwrap_or(&[]);
+    match k {
+        All => true,
+        Answered => f.has(flag::ANSWERED),
+        Deleted => f.has(flag::DELETED),
+        Draft => f.has(flag::DRAFT),
+        Flagged => f.has(flag::FLAGGED),
+        Seen => f.has(flag::SEEN),
+        New | Recent => false,
+        Old => true,
+        Unanswered => !f.has(flag::ANSWERED),
+        Undeleted => !f.has(flag::DELETED),
+        Undraft => !f.has(flag::DRAFT),
+        Unflagged => !f.has(flag::FLAGGED),
+        Unseen => !f.has(flag::SEEN),
+        Keyword(kw) => f.keywords.iter().any(|x| x.eq_ignore_ascii_case(kw)),
+        Unkeyword(kw) => !f.keywords.iter().any(|x| x.eq_ignore_ascii_case(kw)),
+        Before(d) => day < *d,
+        On(d) => day == *d,
+        Since(d) => day >= *d,
+        SentBefore(d) => sent_day(raw).map(|s| s < *d).unwrap_or(false),
+        SentOn(d) => sent_day(raw).map(|s| s == *d).unwrap_or(false),
+        SentSince(d) => sent_day(raw).map(|s| s >= *d).unwrap_or(false),
+        From(s) => contains_ci(&header_value(raw, "From"), s),
+        To(s) => contains_ci(&header_value(raw, "To"), s),
+        Cc(s) => contains_ci(&header_value(raw, "Cc"), s),
+        Bcc(s) => contains_ci(&header_value(raw, "Bcc"), s),
+        Subject(s) => contains_ci(&header_value(raw, "Subject"), s),
+        Header(name, s) => {
+            let v = header_value(raw, name);
+            if s.is_empty() {
+                // Empty string: the header exists (RFC 3501 §6.4.4).
+                v.len() > 2
+            } else {
+                contains_ci(&v, s)
+            }
+        }
+        Body(s) => contains_ci(super::mime::split_header(raw).1, s),
+        Text(s) => contains_ci(raw, s),
+        Larger(n) => it.m.size > *n,
+        Smaller(n) => it.m.size < *n,
+        Uid(set) => set.contains(it.m.uid, it.max_uid),
+        Seq(set) => set.contains(it.seq, it.max_seq),
+        Not(k) => !matches(k, it),
+        Or(a, b) => matches(a, it) || matches(b, it),
+        And(v) => v.iter().all(|k| matches(k, it)),
+        ModSeq(_) => true,
+    }
+}
+
+impl Session {
+    pub(super) fn search(&mut self, tag: &str, uid: bool, key: &SearchKey, ret: &[String]) {
+        let sel = self.sel.as_ref().expect("selected");
+        let msgs = match self.ctx.store.messages(sel.mb.id) {
+            Ok(m) => m,
+            Err(e) => return self.store_err(tag, e),
+        };
+        let content = needs_content(key);
+        let max_seq = sel.uids.len() as u32;
+        let max_uid = sel.uids.last().copied().unwrap_or(0);
+        let mut hits = Vec::new();
+        for (i, u) in sel.uids.iter().enumerate() {
+            let Ok(mi) = msgs.binary_search_by_key(u, |m| m.uid) else {
+                continue;
+            };
+            let m = &msgs[mi];
+            let raw = if content {
+                std::fs::read(self.ctx.store.body_path(m.body_id)).ok()
+            } else {
+                None
+            };
+            let it = Item {
+                seq: i as u32 + 1,
+                max_seq,
+                max_uid,
+                m,
+                raw,
+            };
+            if matches(key, &it) {
+                hits.push(if uid { m.uid } else { it.seq });
+            }
+        }
+        if ret.is_empty() {
+            let mut line = String::from("* SEARCH");
+            for h in &hits {
+                line.push_str(&format!(" {h}"));
+            }
+            line.push_str("\r\n");
+            self.s.queue(line.as_bytes());
+        } else {
+            // ESEARCH (RFC 4731 §3.1).
+            let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+            if uid {
+                line.push_str(" UID");
+            }
+            let all = ret.iter().any(|r| r == "ALL");
+            if ret.iter().any(|r| r == "MIN") {
+                if let Some(m) = hits.first() {
+                    line.push_str(&format!(" MIN {m}"));
+                }
+            }
+            if ret.iter().any(|r| r == "MAX") {
+                if let Some(m) = hits.last() {
+                    line.push_str(&format!(" MAX {m}"));
+                }
+            }
+            if ret.iter().any(|r| r == "COUNT") {
+                line.push_str(&format!(" COUNT {}", hits.len()));
+            }
+            if all && !hits.is_empty() {
+                line.push_str(&format!(" ALL {}", SeqSet::from_sorted(&hits)));
+            }
+            line.push_str("\r\n");
+            self.s.queue(line.as_bytes());
+        }
+        self.sync_selected(uid);
+        self.ok(tag, "Search completed.");
+    }
+}

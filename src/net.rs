@@ -1,0 +1,197 @@
+//! Connections: a TCP stream that may be upgraded to TLS (STARTTLS), and a
+//! bounded line reader used by the IMAP, SMTP and HTTP sessions.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_net::TcpStream;
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub type TlsStream = futures_rustls::server::TlsStream<TcpStream>;
+
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+    /// Taken out for a STARTTLS upgrade.
+    Closed,
+}
+
+impl Conn {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Conn::Tls(_))
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::Closed => Poll::Ready(Ok(0)),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_close(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Conn::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
+/// What `read_line` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A line without its CRLF (or bare LF).
+    Ok(Vec<u8>),
+    /// The line exceeded the limit; the rest of it up to the newline was discarded.
+    TooLong,
+    /// The peer closed the connection.
+    Eof,
+}
+
+/// Buffered reader/writer over a [`Conn`] with bounded lines. The read buffer
+/// is released when empty, so idle sessions hold only a few bytes.
+pub struct Stream {
+    pub conn: Conn,
+    buf: Vec<u8>,
+    start: usize,
+    out: Vec<u8>,
+}
+
+const READ_CHUNK: usize = 4096;
+
+impl Stream {
+    pub fn new(conn: Conn) -> Stream {
+        Stream {
+            conn,
+            buf: Vec::new(),
+            start: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// Take the connection out (for STARTTLS), leaving `Closed`.
+    pub fn take_conn(&mut self) -> Conn {
+        std::mem::replace(&mut self.conn, Conn::Closed)
+    }
+
+    /// Bytes received but not yet consumed (must be empty before STARTTLS: RFC 3207 §4.2).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn compact(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+        } else if self.start > READ_CHUNK {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// Cancel-safe: bytes are only appended once the read completed, so a
+    /// `read_line` raced against another future (IDLE) loses nothing.
+    async fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; READ_CHUNK];
+        let n = self.conn.read(&mut chunk).await?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// Read one line of at most `max` bytes (excluding the line ending).
+    pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        let mut scanned = 0;
+        let mut discarding = false;
+        loop {
+            let avail = &self.buf[self.start..];
+            if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + i;
+                let mut line_end = end;
+                if line_end > 0 && avail[line_end - 1] == b'\r' {
+                    line_end -= 1;
+                }
+                let line = avail[..line_end].to_vec();
+                self.start += end + 1;
+                self.compact();
+                if discarding || line.len() > max {
+                    return Ok(Line::TooLong);
+                }
+                return Ok(Line::Ok(line));
+            }
+            scanned = avail.len();
+            if scanned > max + 2 {
+                // Drop what we have and keep discarding until the newline.
+                discarding = true;
+                self.start = self.buf.len();
+                self.compact();
+                scanned = 0;
+            }
+            if self.fill().await? == 0 {
+                return Ok(Line::Eof);
+            }
+        }
+    }
+
+    /// Read exactly `n` bytes into `dst` (appending).
+    pub async fn read_exact_into(&mut self, n: usize, dst: &mut Vec<u8>) -> io::Result<bool> {
+        let mut need = n;
+        while need > 0 {
+            if self.start == self.buf.len() && self.fill().await? == 0 {
+                return Ok(false);
+            }
+            let take = need.min(self.buf.len() - self.start);
+            dst.extend_from_slice(&self.buf[self.start..self.start + take]);
+            self.start += take;
+            need -= take;
+            self.compact();
+        }
+        Ok(true)
+    }
+
+    /// Queue bytes for sending (sent on `flush`).
+    pub fn queue(&mut self, data: &[u8]) {
+        self.out.extend_from_slice(data);
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            let out = std::mem::take(&mut self.out);
+            self.conn.write_all(&out).await?;
+        }
+        self.conn.flush().await
+    }
+
+    /// Queue and flush.
+    pub async fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.queue(data);
+        self.flush().await
+    }
+}

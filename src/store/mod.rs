@@ -1,0 +1,856 @@
+//! The store: a redb index (accounts, mailboxes, messages, flags, metadata,
+//! quota) plus one file per message body.
+//!
+//! Ordering rule for every write that is acknowledged to a client: body file
+//! durable first (see `bodies`), index commit second (redb `Durability::Immediate`
+//! fsyncs). A crash between the two leaves an orphan body file that `open`
+//! removes; an index entry never points at a missing file.
+
+mod bodies;
+mod codec;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+pub use bodies::fsync_dir;
+use bodies::Bodies;
+use codec::{Dec, Enc};
+
+const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+/// (address, mailbox name) -> MailboxRec
+const MAILBOXES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("mailboxes");
+/// (mailbox id, uid) -> MsgRec
+const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("messages");
+/// body id -> reference count
+const BODIES: TableDefinition<u64, u32> = TableDefinition::new("bodies");
+/// (address, key) -> value
+const METADATA: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("metadata");
+/// address -> bytes used
+const QUOTA: TableDefinition<&str, u64> = TableDefinition::new("quota");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+#[derive(Debug)]
+pub enum StoreError {
+    Db(String),
+    Io(std::io::Error),
+    NotFound,
+    Exists,
+    Invalid(&'static str),
+    OverQuota,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Db(e) => write!(f, "index error: {e}"),
+            StoreError::Io(e) => write!(f, "I/O error: {e}"),
+            StoreError::NotFound => f.write_str("not found"),
+            StoreError::Exists => f.write_str("already exists"),
+            StoreError::Invalid(s) => f.write_str(s),
+            StoreError::OverQuota => f.write_str("quota exceeded"),
+        }
+    }
+}
+
+macro_rules! from_db {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+        }
+    )*};
+}
+from_db!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub addr: String,
+    /// `$argon2id$...` or `{SHA512-CRYPT}$6$...`
+    pub hash: String,
+    /// Days since 1970-01-01.
+    pub created_day: u32,
+    pub last_login_day: u32,
+}
+
+impl Account {
+    fn encode(&self) -> Vec<u8> {
+        Enc::new(1)
+            .str(&self.hash)
+            .u32(self.created_day)
+            .u32(self.last_login_day)
+            .0
+    }
+    fn decode(addr: &str, b: &[u8]) -> Option<Account> {
+        let mut d = Dec::new(b, 1)?;
+        Some(Account {
+            addr: addr.to_string(),
+            hash: d.str()?,
+            created_day: d.u32()?,
+            last_login_day: d.u32()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: u64,
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    /// RFC 6154 attribute such as `\Sent`, if any.
+    pub special_use: Option<String>,
+    pub subscribed: bool,
+}
+
+impl Mailbox {
+    fn encode(&self) -> Vec<u8> {
+        Enc::new(1)
+            .u64(self.id)
+            .u32(self.uidvalidity)
+            .u32(self.uidnext)
+            .str(self.special_use.as_deref().unwrap_or(""))
+            .u8(self.subscribed as u8)
+            .0
+    }
+    fn decode(name: &str, b: &[u8]) -> Option<Mailbox> {
+        let mut d = Dec::new(b, 1)?;
+        let id = d.u64()?;
+        let uidvalidity = d.u32()?;
+        let uidnext = d.u32()?;
+        let su = d.str()?;
+        Some(Mailbox {
+            id,
+            name: name.to_string(),
+            uidvalidity,
+            uidnext,
+            special_use: if su.is_empty() { None } else { Some(su) },
+            subscribed: d.u8()? != 0,
+        })
+    }
+}
+
+/// System flags as bits; keywords separately.
+pub mod flag {
+    pub const SEEN: u8 = 1;
+    pub const ANSWERED: u8 = 2;
+    pub const FLAGGED: u8 = 4;
+    pub const DELETED: u8 = 8;
+    pub const DRAFT: u8 = 16;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub bits: u8,
+    pub keywords: Vec<String>,
+}
+
+impl Flags {
+    pub fn has(&self, bit: u8) -> bool {
+        self.bits & bit != 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub uid: u32,
+    pub body_id: u64,
+    pub size: u64,
+    /// Unix seconds.
+    pub internal_date: i64,
+    pub flags: Flags,
+}
+
+impl Message {
+    fn encode(&self) -> Vec<u8> {
+        Enc::new(1)
+            .u64(self.body_id)
+            .u64(self.size)
+            .i64(self.internal_date)
+            .u8(self.flags.bits)
+            .strs(&self.flags.keywords)
+            .0
+    }
+    fn decode(uid: u32, b: &[u8]) -> Option<Message> {
+        let mut d = Dec::new(b, 1)?;
+        Some(Message {
+            uid,
+            body_id: d.u64()?,
+            size: d.u64()?,
+            internal_date: d.i64()?,
+            flags: Flags {
+                bits: d.u8()?,
+                keywords: d.strs()?,
+            },
+        })
+    }
+}
+
+/// How a STORE changes flags (RFC 3501 §6.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+/// Special-use mailboxes we declare (spec §9.1), not auto-created.
+pub fn default_special_use(name: &str) -> Option<&'static str> {
+    match name {
+        "Drafts" => Some("\\Drafts"),
+        "Junk" => Some("\\Junk"),
+        "Trash" => Some("\\Trash"),
+        "Sent" | "Sent Messages" => Some("\\Sent"),
+        _ => None,
+    }
+}
+
+pub struct Store {
+    db: Database,
+    bodies: Bodies,
+    data_dir: PathBuf,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Open (or create) the store in `data_dir`, then sweep orphans: tmp files,
+    /// body files no index entry refers to, and index entries whose body is gone.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir)?;
+        let bodies = Bodies::open(data_dir)?;
+        let db = Database::create(data_dir.join("index.redb"))?;
+        let store = Store {
+            db,
+            bodies,
+            data_dir: data_dir.to_path_buf(),
+        };
+        store.init_tables()?;
+        store.sweep_orphans()?;
+        Ok(store)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn init_tables(&self) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(ACCOUNTS)?;
+        tx.open_table(MAILBOXES)?;
+        tx.open_table(MESSAGES)?;
+        tx.open_table(BODIES)?;
+        tx.open_table(METADATA)?;
+        tx.open_table(QUOTA)?;
+        tx.open_table(COUNTERS)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn sweep_orphans(&self) -> Result<()> {
+        let on_disk: HashSet<u64> = self.bodies.scan()?.into_iter().collect();
+        let tx = self.db.begin_write()?;
+        let mut known = HashSet::new();
+        let mut missing = HashSet::new();
+        {
+            let t = tx.open_table(BODIES)?;
+            for e in t.iter()? {
+                let (k, _) = e?;
+                let id = k.value();
+                known.insert(id);
+                if !on_disk.contains(&id) {
+                    missing.insert(id);
+                }
+            }
+        }
+        for id in on_disk.difference(&known) {
+            self.bodies.remove(*id);
+        }
+        if !missing.is_empty() {
+            log::warn!(
+                "store: {} index entries point at missing body files; removing them",
+                missing.len()
+            );
+            let mut dead = Vec::new();
+            {
+                let t = tx.open_table(MESSAGES)?;
+                for e in t.iter()? {
+                    let (k, v) = e?;
+                    let (mb, uid) = k.value();
+                    if let Some(m) = Message::decode(uid, v.value()) {
+                        if missing.contains(&m.body_id) {
+                            dead.push((mb, uid));
+                        }
+                    }
+                }
+            }
+            let mut t = tx.open_table(MESSAGES)?;
+            for k in dead {
+                t.remove(k)?;
+            }
+            let mut b = tx.open_table(BODIES)?;
+            for id in missing {
+                b.remove(id)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn next_counter(tx: &redb::WriteTransaction, name: &str, at_least: u64) -> Result<u64> {
+        let mut t = tx.open_table(COUNTERS)?;
+        let cur = t.get(name)?.map(|v| v.value()).unwrap_or(0);
+        let next = (cur + 1).max(at_least);
+        t.insert(name, next)?;
+        Ok(next)
+    }
+
+    // ------------------------------------------------------------------ accounts
+
+    pub fn get_account(&self, addr: &str) -> Result<Option<Account>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(ACCOUNTS)?;
+        Ok(t.get(addr)?.and_then(|v| Account::decode(addr, v.value())))
+    }
+
+    /// Create an account with its INBOX. `Exists` if it is already there.
+    pub fn create_account(&self, addr: &str, hash: &str, today: u32) -> Result<Account> {
+        let tx = self.db.begin_write()?;
+        let acc = Account {
+            addr: addr.to_string(),
+            hash: hash.to_string(),
+            created_day: today,
+            last_login_day: today,
+        };
+        {
+            let mut t = tx.open_table(ACCOUNTS)?;
+            if t.get(addr)?.is_some() {
+                return Err(StoreError::Exists);
+            }
+            t.insert(addr, acc.encode().as_slice())?;
+        }
+        Self::create_mailbox_tx(&tx, addr, "INBOX", None)?;
+        tx.commit()?;
+        Ok(acc)
+    }
+
+    pub fn set_password_hash(&self, addr: &str, hash: &str) -> Result<()> {
+        self.update_account(addr, |a| a.hash = hash.to_string())
+    }
+
+    /// Record a login on `day` (written only when the day changes: spec §4.6).
+    pub fn touch_login(&self, addr: &str, day: u32) -> Result<()> {
+        if let Some(a) = self.get_account(addr)? {
+            if a.last_login_day != day {
+                self.update_account(addr, |a| a.last_login_day = day)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn update_account(&self, addr: &str, f: impl FnOnce(&mut Account)) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(ACCOUNTS)?;
+            let mut a = match t.get(addr)?.and_then(|v| Account::decode(addr, v.value())) {
+                Some(a) => a,
+                None => return Err(StoreError::NotFound),
+            };
+            f(&mut a);
+            t.insert(addr, a.encode().as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn account_count(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(ACCOUNTS)?.len()?)
+    }
+
+    // ----------------------------------------------------------------- mailboxes
+
+    fn create_mailbox_tx(
+        tx: &redb::WriteTransaction,
+        addr: &str,
+        name: &str,
+        special_use: Option<String>,
+    ) -> Result<Mailbox> {
+        let id = Self::next_counter(tx, "mailbox", 1)?;
+        let uidvalidity = Self::next_counter(tx, "uidvalidity", now_secs() as u64)? as u32;
+        let mb = Mailbox {
+            id,
+            name: name.to_string(),
+            uidvalidity: uidvalidity.max(1),
+            uidnext: 1,
+            special_use: special_use.or_else(|| default_special_use(name).map(String::from)),
+            subscribed: true,
+        };
+        let mut t = tx.open_table(MAILBOXES)?;
+        if t.get((addr, name))?.is_some() {
+            return Err(StoreError::Exists);
+        }
+        t.insert((addr, name), mb.encode().as_slice())?;
+        Ok(mb)
+    }
+
+    pub fn create_mailbox(
+        &self,
+        addr: &str,
+        name: &str,
+        special_use: Option<String>,
+    ) -> Result<Mailbox> {
+        let tx = self.db.begin_write()?;
+        let mb = Self::create_mailbox_tx(&tx, addr, name, special_use)?;
+        tx.commit()?;
+        Ok(mb)
+    }
+
+    pub fn get_mailbox(&self, addr: &str, name: &str) -> Result<Option<Mailbox>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(MAILBOXES)?;
+        Ok(t.get((addr, name))?
+            .and_then(|v| Mailbox::decode(name, v.value())))
+    }
+
+    pub fn list_mailboxes(&self, addr: &str) -> Result<Vec<Mailbox>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(MAILBOXES)?;
+        let mut out = Vec::new();
+        for e in t.range((addr, "")..)? {
+            let (k, v) = e?;
+            let (a, name) = k.value();
+            if a != addr {
+                break;
+            }
+            if let Some(m) = Mailbox::decode(name, v.value()) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn set_subscribed(&self, addr: &str, name: &str, on: bool) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(MAILBOXES)?;
+            let mut mb = t
+                .get((addr, name))?
+                .and_then(|v| Mailbox::decode(name, v.value()))
+                .ok_or(StoreError::NotFound)?;
+            mb.subscribed = on;
+            t.insert((addr, name), mb.encode().as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Delete a mailbox and its messages. Returns the ids of bodies freed.
+    pub fn delete_mailbox(&self, addr: &str, name: &str) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        let mb = {
+            let mut t = tx.open_table(MAILBOXES)?;
+            let mb = t
+                .get((addr, name))?
+                .and_then(|v| Mailbox::decode(name, v.value()))
+                .ok_or(StoreError::NotFound)?;
+            t.remove((addr, name))?;
+            mb
+        };
+        let uids: Vec<u32> = Self::messages_tx(&tx, mb.id)?
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        let freed = Self::expunge_tx(&tx, addr, mb.id, &uids)?;
+        tx.commit()?;
+        for id in freed {
+            self.bodies.remove(id);
+        }
+        Ok(())
+    }
+
+    /// RENAME (RFC 3501 §6.3.5): renaming INBOX moves its messages to the new
+    /// mailbox and leaves INBOX empty; children `old/...` follow.
+    pub fn rename_mailbox(&self, addr: &str, from: &str, to: &str) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(MAILBOXES)?;
+            if t.get((addr, to))?.is_some() {
+                return Err(StoreError::Exists);
+            }
+            let mb = t
+                .get((addr, from))?
+                .and_then(|v| Mailbox::decode(from, v.value()))
+                .ok_or(StoreError::NotFound)?;
+            let mut moves = vec![(from.to_string(), to.to_string(), mb)];
+            let prefix = format!("{from}/");
+            for e in t.range((addr, prefix.as_str())..)? {
+                let (k, v) = e?;
+                let (a, n) = k.value();
+                if a != addr || !n.starts_with(&prefix) {
+                    break;
+                }
+                if let Some(m) = Mailbox::decode(n, v.value()) {
+                    moves.push((n.to_string(), format!("{to}/{}", &n[prefix.len()..]), m));
+                }
+            }
+            for (old, new, mut m) in moves {
+                m.name = new.clone();
+                t.remove((addr, old.as_str()))?;
+                t.insert((addr, new.as_str()), m.encode().as_slice())?;
+            }
+        }
+        if from == "INBOX" {
+            // The messages moved with the old record's id; give INBOX a fresh one.
+            Self::create_mailbox_tx(&tx, addr, "INBOX", None)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ messages
+
+    fn messages_tx(tx: &redb::WriteTransaction, mailbox: u64) -> Result<Vec<Message>> {
+        let t = tx.open_table(MESSAGES)?;
+        let mut out = Vec::new();
+        for e in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+            let (k, v) = e?;
+            if let Some(m) = Message::decode(k.value().1, v.value()) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// All messages of a mailbox in UID order.
+    pub fn messages(&self, mailbox: u64) -> Result<Vec<Message>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(MESSAGES)?;
+        let mut out = Vec::new();
+        for e in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+            let (k, v) = e?;
+            if let Some(m) = Message::decode(k.value().1, v.value()) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn body_path(&self, body_id: u64) -> PathBuf {
+        self.bodies.path(body_id)
+    }
+
+    /// Allocate a body id and return the tmp path to write it at (for streaming
+    /// writers). Call `commit_body` after the file is written and fsynced.
+    pub fn new_body(&self) -> Result<(u64, PathBuf)> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None);
+        let id = Self::next_counter(&tx, "body", 1)?;
+        tx.commit()?;
+        Ok((id, self.bodies.tmp_path(id)))
+    }
+
+    pub fn quota_used(&self, addr: &str) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx
+            .open_table(QUOTA)?
+            .get(addr)?
+            .map(|v| v.value())
+            .unwrap_or(0))
+    }
+
+    /// Durably write `data` as a new body and add it to `(addr, mailbox)` for
+    /// each target in one index transaction. `limit` (bytes) is checked per
+    /// account: a target that would go over it fails the whole call with
+    /// `OverQuota` unless `skip_over_quota` — then that target is skipped and
+    /// reported in the result as `None`.
+    pub fn deliver(
+        &self,
+        data: &[u8],
+        targets: &[(&str, &str)],
+        flags: &Flags,
+        internal_date: i64,
+        limit: Option<u64>,
+    ) -> Result<Vec<(String, Mailbox, u32)>> {
+        let (id, _) = self.new_body()?;
+        self.bodies.write(id, data)?;
+        self.index_delivery(id, data.len() as u64, targets, flags, internal_date, limit)
+    }
+
+    /// Index commit for a body already placed durably with `commit_body`/`deliver`.
+    pub fn index_delivery(
+        &self,
+        body_id: u64,
+        size: u64,
+        targets: &[(&str, &str)],
+        flags: &Flags,
+        internal_date: i64,
+        limit: Option<u64>,
+    ) -> Result<Vec<(String, Mailbox, u32)>> {
+        let result = (|| {
+            let tx = self.db.begin_write()?;
+            let mut out = Vec::new();
+            {
+                let mut mbt = tx.open_table(MAILBOXES)?;
+                let mut mt = tx.open_table(MESSAGES)?;
+                let mut qt = tx.open_table(QUOTA)?;
+                let mut pending: HashMap<String, u64> = HashMap::new();
+                for (addr, name) in targets {
+                    let mut mb = mbt
+                        .get((*addr, *name))?
+                        .and_then(|v| Mailbox::decode(name, v.value()))
+                        .ok_or(StoreError::NotFound)?;
+                    let used = match pending.get(*addr) {
+                        Some(u) => *u,
+                        None => qt.get(*addr)?.map(|v| v.value()).unwrap_or(0),
+                    };
+                    if let Some(l) = limit {
+                        if used + size > l {
+                            return Err(StoreError::OverQuota);
+                        }
+                    }
+                    pending.insert(addr.to_string(), used + size);
+                    let uid = mb.uidnext;
+                    mb.uidnext += 1;
+                    let m = Message {
+                        uid,
+                        body_id,
+                        size,
+                        internal_date,
+                        flags: flags.clone(),
+                    };
+                    mt.insert((mb.id, uid), m.encode().as_slice())?;
+                    mbt.insert((*addr, *name), mb.encode().as_slice())?;
+                    out.push((addr.to_string(), mb, uid));
+                }
+                for (a, u) in pending {
+                    qt.insert(a.as_str(), u)?;
+                }
+                tx.open_table(BODIES)?.insert(body_id, out.len() as u32)?;
+            }
+            tx.commit()?;
+            Ok(out)
+        })();
+        if result.is_err() || result.as_ref().map(|v| v.is_empty()).unwrap_or(false) {
+            self.bodies.remove(body_id);
+        }
+        result
+    }
+
+    /// Place a fully written and fsynced tmp file (from `new_body`) as body `id`.
+    pub fn commit_body(&self, id: u64) -> Result<()> {
+        Ok(self.bodies.commit_tmp(id)?)
+    }
+
+    /// Remove a never-committed body (tmp or placed).
+    pub fn discard_body(&self, id: u64) {
+        let _ = std::fs::remove_file(self.bodies.tmp_path(id));
+        self.bodies.remove(id);
+    }
+
+    /// Change flags of `uids`; returns the messages whose flags changed, with new flags.
+    pub fn store_flags(
+        &self,
+        mailbox: u64,
+        uids: &[u32],
+        op: FlagOp,
+        bits: u8,
+        keywords: &[String],
+    ) -> Result<Vec<(u32, Flags)>> {
+        let tx = self.db.begin_write()?;
+        let mut changed = Vec::new();
+        {
+            let mut t = tx.open_table(MESSAGES)?;
+            for &uid in uids {
+                let Some(mut m) = t
+                    .get((mailbox, uid))?
+                    .and_then(|v| Message::decode(uid, v.value()))
+                else {
+                    continue;
+                };
+                let old = m.flags.clone();
+                match op {
+                    FlagOp::Replace => {
+                        m.flags.bits = bits;
+                        m.flags.keywords = keywords.to_vec();
+                    }
+                    FlagOp::Add => {
+                        m.flags.bits |= bits;
+                        for k in keywords {
+                            if !m.flags.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                                m.flags.keywords.push(k.clone());
+                            }
+                        }
+                    }
+                    FlagOp::Remove => {
+                        m.flags.bits &= !bits;
+                        m.flags
+                            .keywords
+                            .retain(|x| !keywords.iter().any(|k| k.eq_ignore_ascii_case(x)));
+                    }
+                }
+                if m.flags != old {
+                    t.insert((mailbox, uid), m.encode().as_slice())?;
+                }
+                changed.push((uid, m.flags));
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    fn expunge_tx(
+        tx: &redb::WriteTransaction,
+        addr: &str,
+        mailbox: u64,
+        uids: &[u32],
+    ) -> Result<Vec<u64>> {
+        let mut freed = Vec::new();
+        let mut released = 0u64;
+        let mut t = tx.open_table(MESSAGES)?;
+        let mut b = tx.open_table(BODIES)?;
+        for &uid in uids {
+            let Some(m) = t
+                .remove((mailbox, uid))?
+                .and_then(|v| Message::decode(uid, v.value()))
+            else {
+                continue;
+            };
+            released += m.size;
+            let rc = b.get(m.body_id)?.map(|v| v.value()).unwrap_or(1);
+            if rc <= 1 {
+                b.remove(m.body_id)?;
+                freed.push(m.body_id);
+            } else {
+                b.insert(m.body_id, rc - 1)?;
+            }
+        }
+        let mut q = tx.open_table(QUOTA)?;
+        let used = q.get(addr)?.map(|v| v.value()).unwrap_or(0);
+        q.insert(addr, used.saturating_sub(released))?;
+        Ok(freed)
+    }
+
+    /// Remove messages; body files whose last reference is gone are unlinked
+    /// after the commit. Returns the UIDs that were removed.
+    pub fn expunge(&self, addr: &str, mailbox: u64, uids: &[u32]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        let freed = Self::expunge_tx(&tx, addr, mailbox, uids)?;
+        tx.commit()?;
+        for id in freed {
+            self.bodies.remove(id);
+        }
+        Ok(())
+    }
+
+    /// COPY (and with `remove_source`, MOVE): same body file, new UIDs in `dst`.
+    /// Returns (source uid, destination uid) pairs and the destination UIDVALIDITY.
+    pub fn copy(
+        &self,
+        addr: &str,
+        src: u64,
+        uids: &[u32],
+        dst_name: &str,
+        limit: Option<u64>,
+        remove_source: bool,
+    ) -> Result<(u32, Vec<(u32, u32)>)> {
+        let tx = self.db.begin_write()?;
+        let mut pairs = Vec::new();
+        let uidvalidity;
+        let mut freed = Vec::new();
+        {
+            let mut mbt = tx.open_table(MAILBOXES)?;
+            let mut dst = mbt
+                .get((addr, dst_name))?
+                .and_then(|v| Mailbox::decode(dst_name, v.value()))
+                .ok_or(StoreError::NotFound)?;
+            uidvalidity = dst.uidvalidity;
+            let mut added = 0u64;
+            {
+                let mut mt = tx.open_table(MESSAGES)?;
+                let mut bt = tx.open_table(BODIES)?;
+                for &uid in uids {
+                    let Some(m) = mt
+                        .get((src, uid))?
+                        .and_then(|v| Message::decode(uid, v.value()))
+                    else {
+                        continue;
+                    };
+                    let new_uid = dst.uidnext;
+                    dst.uidnext += 1;
+                    let mut nm = m.clone();
+                    nm.uid = new_uid;
+                    mt.insert((dst.id, new_uid), nm.encode().as_slice())?;
+                    let rc = bt.get(m.body_id)?.map(|v| v.value()).unwrap_or(0);
+                    bt.insert(m.body_id, rc + 1)?;
+                    added += m.size;
+                    pairs.push((uid, new_uid));
+                }
+            }
+            mbt.insert((addr, dst_name), dst.encode().as_slice())?;
+            let mut q = tx.open_table(QUOTA)?;
+            let used = q.get(addr)?.map(|v| v.value()).unwrap_or(0);
+            if !remove_source {
+                if let Some(l) = limit {
+                    if used + added > l {
+                        return Err(StoreError::OverQuota);
+                    }
+                }
+            }
+            q.insert(addr, used + added)?;
+        }
+        if remove_source {
+            let src_uids: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+            freed = Self::expunge_tx(&tx, addr, src, &src_uids)?;
+        }
+        tx.commit()?;
+        for id in freed {
+            self.bodies.remove(id);
+        }
+        Ok((uidvalidity, pairs))
+    }
+
+    // ------------------------------------------------------------------ metadata
+
+    pub fn get_meta(&self, addr: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(METADATA)?;
+        Ok(t.get((addr, key))?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn set_meta(&self, addr: &str, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(METADATA)?;
+            match value {
+                Some(v) => {
+                    t.insert((addr, key), v)?;
+                }
+                None => {
+                    t.remove((addr, key))?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

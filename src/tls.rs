@@ -1,0 +1,159 @@
+//! TLS: certificates (self-signed via rcgen, or external files) and the
+//! rustls server configurations (spec §14). ring is the only crypto provider.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+
+use crate::config::{Config, TlsMode};
+
+/// Server configs for each kind of listener.
+#[derive(Clone)]
+pub struct TlsConfigs {
+    /// IMAP and submission: TLS 1.3 only (spec §14 "Protocol floors").
+    pub tls13: Arc<ServerConfig>,
+    /// IMAP over 443 (ALPN `imap` negotiated), TLS 1.3.
+    pub alpn_imap: Arc<ServerConfig>,
+    /// SMTP submission over 443 (ALPN `smtp`), TLS 1.3.
+    pub alpn_smtp: Arc<ServerConfig>,
+    /// HTTPS and inbound MX STARTTLS: TLS 1.2 and 1.3.
+    pub tls12: Arc<ServerConfig>,
+}
+
+#[derive(Debug)]
+pub struct TlsError(pub String);
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Paths of the self-signed certificate in the data folder.
+pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+    let d = data_dir.join("tls");
+    (d.join("cert.pem"), d.join("key.pem"))
+}
+
+/// Create the self-signed certificate once (EC P-256, SAN = hostname and,
+/// for names, `www.` and `mta-sts.`; spec §14), keep it in the data folder.
+pub fn ensure_self_signed(cfg: &Config) -> Result<(PathBuf, PathBuf), TlsError> {
+    let (cert_path, key_path) = self_signed_paths(&cfg.data_dir);
+    if cert_path.exists() && key_path.exists() {
+        return Ok((cert_path, key_path));
+    }
+    let host = cfg.hostname();
+    let sans = match cfg.ip_literal {
+        Some(_) => vec![host.clone()],
+        None => vec![
+            host.clone(),
+            format!("www.{host}"),
+            format!("mta-sts.{host}"),
+        ],
+    };
+    let mut params = rcgen::CertificateParams::new(sans)
+        .map_err(|e| TlsError(format!("certificate params: {e}")))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, host);
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| TlsError(format!("key generation: {e}")))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| TlsError(format!("self-signing: {e}")))?;
+    let dir = cert_path.parent().expect("has parent");
+    std::fs::create_dir_all(dir)
+        .map_err(|e| TlsError(format!("cannot create {}: {e}", dir.display())))?;
+    write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    write_atomic(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    Ok((cert_path, key_path))
+}
+
+fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let err = |e: std::io::Error| TlsError(format!("cannot write {}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(data).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    crate::store::fsync_dir(path.parent().expect("has parent")).map_err(err)
+}
+
+fn load(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| TlsError(format!("cannot read certificate {}: {e}", cert.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError(format!("bad certificate {}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(TlsError(format!("no certificate in {}", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| TlsError(format!("bad key {}: {e}", key.display())))?;
+    Ok((certs, key))
+}
+
+fn build(
+    certs: &[CertificateDer<'static>],
+    key: &PrivateKeyDer<'static>,
+    tls13_only: bool,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let versions: &[&'static rustls::SupportedProtocolVersion] = if tls13_only {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let mut c = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs.to_vec(), key.clone_key())
+        .map_err(|e| TlsError(format!("certificate/key mismatch or unsupported key: {e}")))?;
+    c.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    // Small session cache: resumption helps reconnecting phones.
+    c.session_storage = rustls::server::ServerSessionMemoryCache::new(256);
+    Ok(Arc::new(c))
+}
+
+pub fn load_configs(cfg: &Config) -> Result<TlsConfigs, TlsError> {
+    let (cert, key) = match &cfg.tls_mode {
+        TlsMode::External { cert, key } => (cert.clone(), key.clone()),
+        TlsMode::SelfSigned => ensure_self_signed(cfg)?,
+        TlsMode::Acme => {
+            log::warn!("ACME is not implemented yet: using a self-signed certificate");
+            ensure_self_signed(cfg)?
+        }
+    };
+    let (certs, key) = load(&cert, &key)?;
+    Ok(TlsConfigs {
+        tls13: build(&certs, &key, true, &[])?,
+        alpn_imap: build(&certs, &key, true, &[b"imap"])?,
+        alpn_smtp: build(&certs, &key, true, &[b"smtp"])?,
+        tls12: build(&certs, &key, false, &[b"http/1.1"])?,
+    })
+}
