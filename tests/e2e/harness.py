@@ -315,6 +315,45 @@ class Relay:
         return json.loads(body)
 
 
+class ExternalRelay(Relay):
+    """A relay this harness did not start (e.g. the appliance image in QEMU).
+
+    Gives the helpers (HTTPS /new, SMTP/IMAP logins, DCAccountFactory) an
+    address and ports to talk to; start/stop/restart are not available.
+    ``ports`` maps the PORTS keys to where the services are reachable.
+    """
+
+    def __init__(self, ip: str, mail_domain: Optional[str] = None, ports: Optional[dict] = None,
+                 **params):
+        self.binary = None
+        self.workdir = None
+        self.ip = ip
+        self.data_dir = None
+        self.config_path = None
+        self.log_path = None
+        self.env = None
+        self.proc = None
+        self.exit_codes = []
+        merged = {"mail_domain": mail_domain or ip}
+        merged.update(DEFAULT_PARAMS)
+        merged.update({k: str(v) for k, v in PORTS.items()})
+        merged.update({k: str(v) for k, v in (ports or {}).items()})
+        merged.update({k: str(v) for k, v in params.items()})
+        self.params = merged
+
+    def start(self, deadline: float = START_DEADLINE):
+        raise RelayError("an external relay is not started by the harness")
+
+    def stop(self) -> int:
+        return 0
+
+    def restart(self):
+        raise RelayError("an external relay is not restarted by the harness")
+
+    def log_bytes(self) -> bytes:
+        return b""
+
+
 def _relay_env(extra: Optional[dict]) -> dict:
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "info")
@@ -771,15 +810,22 @@ class DCAccountFactory:
 
     def _transport_params(self, relay: Relay, addr: str, password: str) -> dict:
         # Exact keys: EnteredLoginParam of the installed deltachat-rpc-server
-        # (see `deltachat-rpc-server --openrpc`). Only the servers are given:
-        # ports and security are found by core itself on the standard ports.
-        return {
+        # (see `deltachat-rpc-server --openrpc`). On the standard ports only
+        # the servers are given: ports and security are found by core itself.
+        params = {
             "addr": addr,
             "password": password,
             "imapServer": relay.ip,
             "smtpServer": relay.ip,
             "certificateChecks": "acceptInvalidCertificates",
         }
+        # A relay on moved ports (e.g. the appliance behind QEMU port
+        # forwarding): name the implicit-TLS ports explicitly.
+        if relay.port("imaps_port") != 993:
+            params.update(imapPort=relay.port("imaps_port"), imapSecurity="ssl")
+        if relay.port("submissions_port") != 465:
+            params.update(smtpPort=relay.port("submissions_port"), smtpSecurity="ssl")
+        return params
 
     def _configure(self, account, relay: Relay, addr: str, password: str) -> None:
         params = self._transport_params(relay, addr, password)
