@@ -47,3 +47,79 @@ pub fn is_encrypted(parsed: &ParsedMail, dir: Direction) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARMOR: &str = "-----BEGIN PGP MESSAGE-----\r\n\r\nwQwBAgMEBQYHCAkK\r\nCwzSAA==\r\n-----END PGP MESSAGE-----\r\n";
+
+    fn msg(top: &str, p1type: &str, p1body: &str, p2type: &str) -> Vec<u8> {
+        format!(
+            "Content-Type: {top}; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: {p1type}\r\n\r\n{p1body}\r\n\
+             --b\r\nContent-Type: {p2type}\r\n\r\n{ARMOR}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn enc(raw: &[u8]) -> bool {
+        mailparse::parse_mail(raw).is_ok_and(|p| is_encrypted(&p, Direction::Outgoing))
+    }
+
+    #[test]
+    fn structure() {
+        let ok = msg(
+            "multipart/encrypted",
+            "application/pgp-encrypted",
+            "Version: 1",
+            "application/octet-stream",
+        );
+        assert!(enc(&ok), "hand-built PKESK (tag 1, len 12) + empty SEIPD");
+        assert!(enc(&msg(
+            "Multipart/Encrypted",
+            "Application/PGP-Encrypted",
+            "\r\n  Version: 1  \r\n",
+            "application/octet-stream; name=x.asc"
+        )));
+        assert!(!enc(&msg(
+            "multipart/mixed",
+            "application/pgp-encrypted",
+            "Version: 1",
+            "application/octet-stream"
+        )));
+        assert!(!enc(&msg(
+            "multipart/encrypted",
+            "text/plain",
+            "Version: 1",
+            "application/octet-stream"
+        )));
+        assert!(!enc(&msg(
+            "multipart/encrypted",
+            "application/pgp-encrypted",
+            "Version: 2",
+            "application/octet-stream"
+        )));
+        assert!(!enc(&msg(
+            "multipart/encrypted",
+            "application/pgp-encrypted",
+            "version: 1",
+            "application/octet-stream"
+        )));
+        assert!(!enc(&msg(
+            "multipart/encrypted",
+            "application/pgp-encrypted",
+            "Version: 1",
+            "text/plain"
+        )));
+        assert!(!enc(&msg(
+            "multipart/encrypted",
+            "application/pgp-encrypted",
+            "Version: 1",
+            "multipart/mixed"
+        )));
+        // multipart/encrypted without boundary: no subparts.
+        assert!(!enc(
+            b"Content-Type: multipart/encrypted\r\n\r\nVersion: 1\r\n"
+        ));
+    }
+}

@@ -7,6 +7,19 @@
 //!
 //! Spec: `chatmail-relay.md` §5.2 (outgoing), §6.2 (incoming), §7 (what counts
 //! as encrypted), §8 (reply texts).
+//!
+//! Deliberate differences from upstream filtermail (all stricter or more robust,
+//! none changes what Delta Chat sends):
+//! * PGP/MIME part 2 must exist (the spec recommends it).
+//! * Armor lines may end in bare LF as well as CRLF; only a real CRC24 line
+//!   (`=` + 4 base64 chars) is cut, so base64 padding survives when the
+//!   optional checksum is absent (RFC 9580 makes it optional).
+//! * Old-format packet headers (RFC 4880 §4.2.1) are walked, including the
+//!   indeterminate length (which can only end the data, and never as SEIPD).
+//! * More than one `From` header, or one with several addresses or a group, is
+//!   `500 Invalid FROM header` (a classic DKIM/display spoofing shape).
+//! * More than 1000 lines starting with `--` (`MAX_DELIMITER_LINES`) is
+//!   `500 Failed to parse message: too many MIME boundaries` (stack bound).
 
 mod asm;
 mod bounce;

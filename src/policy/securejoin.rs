@@ -33,3 +33,79 @@ pub fn is_securejoin_request(parsed: &ParsedMail) -> bool {
         .iter()
         .any(|kind| body == format!("secure-join: {kind}").as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(header: &str, ctype: &str, body: &str) -> Vec<u8> {
+        format!(
+            "From: a@example.org\r\nSecure-Join: {header}\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: {ctype}\r\n\r\n{body}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn check(raw: &[u8]) -> bool {
+        mailparse::parse_mail(raw).is_ok_and(|p| is_securejoin_request(&p))
+    }
+
+    #[test]
+    fn variants() {
+        assert!(check(&msg(
+            "vc-request",
+            "text/plain",
+            "Secure-Join: vc-request"
+        )));
+        assert!(check(&msg(
+            "vg-request",
+            "text/plain; charset=utf-8",
+            "  SECURE-JOIN: VG-REQUEST \r\n\r\n"
+        )));
+        // Body kind need not match the header kind (as upstream).
+        assert!(check(&msg(
+            "vc-request",
+            "text/plain",
+            "secure-join: vg-request"
+        )));
+        assert!(!check(&msg(
+            "vc-auth-required",
+            "text/plain",
+            "secure-join: vc-request"
+        )));
+        assert!(!check(&msg(
+            "VC-REQUEST",
+            "text/plain",
+            "secure-join: vc-request"
+        )));
+        assert!(!check(&msg(
+            "vc-request",
+            "text/html",
+            "secure-join: vc-request"
+        )));
+        assert!(!check(&msg(
+            "vc-request",
+            "text/plain",
+            "secure-join: vc-request!"
+        )));
+        assert!(!check(&msg("vc-request", "text/plain", "")));
+        // Not multipart at all.
+        assert!(!check(b"Secure-Join: vc-request\r\nContent-Type: text/plain\r\n\r\nsecure-join: vc-request\r\n"));
+        // No header.
+        assert!(!check(
+            &msg("vc-request", "text/plain", "x").replace_header()
+        ));
+    }
+
+    trait NoHeader {
+        fn replace_header(&self) -> Vec<u8>;
+    }
+    impl NoHeader for Vec<u8> {
+        fn replace_header(&self) -> Vec<u8> {
+            String::from_utf8_lossy(self)
+                .replace("Secure-Join: vc-request\r\n", "")
+                .replace("\r\n\r\nx\r\n", "\r\n\r\nsecure-join: vc-request\r\n")
+                .into_bytes()
+        }
+    }
+}
