@@ -121,6 +121,10 @@ fn serve(cfg: Config) -> Result<(), String> {
         store,
         hub: Rc::new(chatrelay::hub::Hub::default()),
         tls,
+        ratelimit: std::cell::RefCell::new(chatrelay::smtp::ratelimit::RateLimiter::new(
+            cfg.max_user_send_per_minute,
+            cfg.max_user_send_burst_size,
+        )),
         imap_conns: Default::default(),
         smtp_conns: Default::default(),
         http_conns: Default::default(),

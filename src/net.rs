@@ -83,6 +83,8 @@ pub struct Stream {
     buf: Vec<u8>,
     start: usize,
     out: Vec<u8>,
+    /// Whether the last line `read_line` returned ended in CRLF (not a bare LF).
+    pub last_crlf: bool,
 }
 
 const READ_CHUNK: usize = 4096;
@@ -94,6 +96,7 @@ impl Stream {
             buf: Vec::new(),
             start: 0,
             out: Vec::new(),
+            last_crlf: true,
         }
     }
 
@@ -135,7 +138,8 @@ impl Stream {
             if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
                 let end = scanned + i;
                 let mut line_end = end;
-                if line_end > 0 && avail[line_end - 1] == b'\r' {
+                self.last_crlf = line_end > 0 && avail[line_end - 1] == b'\r';
+                if self.last_crlf {
                     line_end -= 1;
                 }
                 let line = avail[..line_end].to_vec();

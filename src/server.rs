@@ -25,6 +25,7 @@ pub struct Ctx {
     pub auth: Auth,
     pub hub: Rc<Hub>,
     pub tls: TlsConfigs,
+    pub ratelimit: std::cell::RefCell<crate::smtp::ratelimit::RateLimiter>,
     pub imap_conns: Rc<Cell<usize>>,
     pub smtp_conns: Rc<Cell<usize>>,
     pub http_conns: Rc<Cell<usize>>,

@@ -171,7 +171,7 @@ impl Session {
             } else {
                 Vec::new()
             };
-            let parsed = if parse {
+            let parsed = if parse && mime_depth_ok(&raw) {
                 mailparse::parse_mail(&raw).ok()
             } else {
                 None
@@ -301,6 +301,13 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// mailparse recurses per multipart level; a message with absurdly many
+/// boundary lines (only a hostile APPEND can store one) is served unparsed
+/// instead of risking the stack of our single thread.
+fn mime_depth_ok(raw: &[u8]) -> bool {
+    raw.windows(3).filter(|w| w == b"\n--").count() <= 1000
 }
 
 /// BINARY[part]: the part's content with its transfer encoding removed.

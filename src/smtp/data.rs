@@ -1,0 +1,101 @@
+//! DATA (RFC 5321 §4.1.1.4, §4.5.2 transparency): read the message with a
+//! size cap (reading continues to the end but nothing past the cap is kept),
+//! strict CRLF line endings, then the outgoing policy, header scrubbing and
+//! durable local delivery before the `250`.
+
+use super::session::{Next, Smtp};
+use crate::net::Line;
+
+/// RFC 5321 §4.5.3.1.6: 998 octets plus CRLF.
+const MAX_DATA_LINE: usize = 998;
+
+enum Problem {
+    TooBig,
+    LongLine,
+    BareLf,
+}
+
+impl Smtp {
+    pub(super) async fn data(&mut self) -> std::io::Result<Next> {
+        if self.mail_from.is_none() {
+            self.reply("503 5.5.1 Error: need MAIL command");
+            return Ok(Next::Continue);
+        }
+        if self.rcpts.is_empty() {
+            self.reply("554 5.5.1 Error: no valid recipients");
+            return Ok(Next::Continue);
+        }
+        self.s
+            .send(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            .await?;
+        let max = self.ctx.cfg.max_message_size as usize;
+        let mut msg: Vec<u8> = Vec::new();
+        let mut problem = None;
+        loop {
+            // Lines longer than the limit are still consumed to the end.
+            let line = match self.s.read_line(max.max(MAX_DATA_LINE) + 2).await? {
+                Line::Eof => {
+                    // Disconnect mid-DATA: nothing is stored.
+                    return Ok(Next::Close);
+                }
+                Line::TooLong => {
+                    problem.get_or_insert(Problem::TooBig);
+                    continue;
+                }
+                Line::Ok(l) => l,
+            };
+            if !self.s.last_crlf {
+                problem.get_or_insert(Problem::BareLf);
+            }
+            if line == b"." && self.s.last_crlf {
+                break;
+            }
+            let line = if line.first() == Some(&b'.') {
+                &line[1..]
+            } else {
+                &line[..]
+            };
+            if line.len() > MAX_DATA_LINE {
+                problem.get_or_insert(Problem::LongLine);
+            }
+            if problem.is_none() {
+                if msg.len() + line.len() + 2 > max {
+                    problem = Some(Problem::TooBig);
+                    msg = Vec::new();
+                } else {
+                    msg.extend_from_slice(line);
+                    msg.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+        let reply = match problem {
+            Some(Problem::TooBig) => "552 5.3.4 Message size exceeds fixed limit".to_string(),
+            Some(Problem::LongLine) => {
+                "500 5.5.2 Line too long (RFC 5321 allows 998 octets)".to_string()
+            }
+            Some(Problem::BareLf) => "500 5.5.2 Bare LF line endings are not allowed".to_string(),
+            None => self.accept_message(&msg),
+        };
+        self.reset();
+        self.reply(&reply);
+        Ok(Next::Continue)
+    }
+
+    /// Policy, scrub, deliver; returns the reply line.
+    fn accept_message(&mut self, raw: &[u8]) -> String {
+        let from = self.mail_from.clone().unwrap_or_default();
+        let rcpts = self.rcpts.clone();
+        match crate::policy::check_outgoing(raw, &from, &rcpts) {
+            Ok(kind) => log::debug!("outgoing: accepted ({kind:?})"),
+            Err(r) => {
+                log::info!("outgoing: rejected with {}", r.code);
+                return r.line();
+            }
+        }
+        let clean = crate::policy::scrub_outgoing(raw);
+        match crate::deliver::local(&self.ctx, &clean, &rcpts) {
+            Ok(()) => "250 2.0.0 Ok: queued".to_string(),
+            Err(r) => r,
+        }
+    }
+}

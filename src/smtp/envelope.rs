@@ -1,0 +1,115 @@
+//! MAIL FROM and RCPT TO (RFC 5321 §4.1.1.2–3) with the submission rules of
+//! spec §4.5 and §5.2: sender = login (553 at RCPT), per-sender rate limit
+//! (450 at RCPT), local recipients must exist, at most 1000 recipients.
+
+use super::address::{parse_path, split_addr};
+use super::session::{Smtp, MAX_RECIPIENTS};
+
+impl Smtp {
+    pub(super) fn mail(&mut self, arg: &str) {
+        if self.helo.is_none() {
+            return self.reply("503 5.5.1 Error: send HELO/EHLO first");
+        }
+        if self.user.is_none() {
+            return self.reply("530 5.7.0 Authentication required");
+        }
+        if self.mail_from.is_some() {
+            return self.reply("503 5.5.1 Error: nested MAIL command");
+        }
+        let Some(rest) = arg
+            .get(..5)
+            .filter(|p| p.eq_ignore_ascii_case("FROM:"))
+            .map(|_| &arg[5..])
+        else {
+            self.errors += 1;
+            return self.reply("501 5.5.4 Syntax: MAIL FROM:<address>");
+        };
+        let (addr, params) = match parse_path(rest) {
+            Ok(p) => p,
+            Err(e) => {
+                self.errors += 1;
+                return self.reply(&format!("501 5.1.7 {e}"));
+            }
+        };
+        if !addr.is_empty() && split_addr(&addr).is_none() {
+            return self.reply(&format!("500 Invalid from address <{addr}>"));
+        }
+        for (k, v) in &params {
+            match k.as_str() {
+                "SIZE" => {
+                    let Some(n) = v.as_deref().and_then(|v| v.parse::<u64>().ok()) else {
+                        return self.reply("501 5.5.4 Bad SIZE parameter");
+                    };
+                    if n > self.ctx.cfg.max_message_size {
+                        return self.reply("552 5.3.4 Message size exceeds fixed limit");
+                    }
+                }
+                "BODY" | "SMTPUTF8" | "AUTH" => {}
+                _ => return self.reply("555 5.5.4 Unsupported MAIL FROM parameter"),
+            }
+        }
+        self.mail_from = Some(addr);
+        self.reply("250 2.1.0 Ok");
+    }
+
+    pub(super) fn rcpt(&mut self, arg: &str) {
+        let Some(from) = self.mail_from.clone() else {
+            return self.reply("503 5.5.1 Error: need MAIL command");
+        };
+        let Some(rest) = arg
+            .get(..3)
+            .filter(|p| p.eq_ignore_ascii_case("TO:"))
+            .map(|_| &arg[3..])
+        else {
+            self.errors += 1;
+            return self.reply("501 5.5.4 Syntax: RCPT TO:<address>");
+        };
+        let (rcpt, _) = match parse_path(rest) {
+            Ok(p) => p,
+            Err(e) => {
+                self.errors += 1;
+                return self.reply(&format!("501 5.1.3 {e}"));
+            }
+        };
+        let Some((_, domain)) = split_addr(&rcpt) else {
+            return self.reply(&format!("501 5.1.3 <{rcpt}>: Bad recipient address syntax"));
+        };
+        let login = self.user.clone().unwrap_or_default();
+        // Spec §4.5: the envelope sender must be the login (reported at RCPT, as Postfix does).
+        if from != login {
+            return self.reply(&format!(
+                "553 5.7.1 <{from}>: Sender address rejected: not owned by user {login}"
+            ));
+        }
+        if !self.rate_ok {
+            let now = crate::auth::now_secs_f64();
+            let ok = self.ctx.ratelimit.borrow_mut().check(&from, now);
+            if ok.is_err() {
+                return self.reply(&format!("450 4.7.1: Too much mail from {from}"));
+            }
+            self.rate_ok = true;
+        }
+        if self.rcpts.len() >= MAX_RECIPIENTS {
+            return self.reply("452 4.5.3 Error: too many recipients");
+        }
+        if self.ctx.cfg.is_local_domain(domain) {
+            match self.ctx.store.get_account(&rcpt) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return self.reply(&format!(
+                        "550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown"
+                    ))
+                }
+                Err(_) => return self.reply("451 4.3.0 Temporary lookup failure"),
+            }
+        } else {
+            return self.reply(&format!(
+                "451 4.4.0 <{rcpt}>: delivery to other domains is not available on this relay yet"
+            ));
+        }
+        if !self.rcpts.contains(&rcpt) {
+            self.rcpts.push(rcpt);
+        }
+        self.reply("250 2.1.5 Ok");
+    }
+}
