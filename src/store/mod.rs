@@ -223,6 +223,9 @@ pub struct Store {
     db: Database,
     bodies: Bodies,
     data_dir: PathBuf,
+    /// Next body id: kept in memory, started above every id in the index and
+    /// on disk, so allocating one costs no index write.
+    next_body: std::cell::Cell<u64>,
 }
 
 fn now_secs() -> i64 {
@@ -243,9 +246,11 @@ impl Store {
             db,
             bodies,
             data_dir: data_dir.to_path_buf(),
+            next_body: std::cell::Cell::new(1),
         };
         store.init_tables()?;
-        store.sweep_orphans()?;
+        let max_id = store.sweep_orphans()?;
+        store.next_body.set(max_id + 1);
         Ok(store)
     }
 
@@ -266,8 +271,10 @@ impl Store {
         Ok(())
     }
 
-    fn sweep_orphans(&self) -> Result<()> {
+    /// Returns the largest body id seen.
+    fn sweep_orphans(&self) -> Result<u64> {
         let on_disk: HashSet<u64> = self.bodies.scan()?.into_iter().collect();
+        let mut max_id = on_disk.iter().copied().max().unwrap_or(0);
         let tx = self.db.begin_write()?;
         let mut known = HashSet::new();
         let mut missing = HashSet::new();
@@ -276,6 +283,7 @@ impl Store {
             for e in t.iter()? {
                 let (k, _) = e?;
                 let id = k.value();
+                max_id = max_id.max(id);
                 known.insert(id);
                 if !on_disk.contains(&id) {
                     missing.insert(id);
@@ -313,7 +321,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(max_id)
     }
 
     fn next_counter(tx: &redb::WriteTransaction, name: &str, at_least: u64) -> Result<u64> {
@@ -562,10 +570,8 @@ impl Store {
     /// Allocate a body id and return the tmp path to write it at (for streaming
     /// writers). Call `commit_body` after the file is written and fsynced.
     pub fn new_body(&self) -> Result<(u64, PathBuf)> {
-        let mut tx = self.db.begin_write()?;
-        tx.set_durability(redb::Durability::None);
-        let id = Self::next_counter(&tx, "body", 1)?;
-        tx.commit()?;
+        let id = self.next_body.get();
+        self.next_body.set(id + 1);
         Ok((id, self.bodies.tmp_path(id)))
     }
 
