@@ -91,3 +91,36 @@ fn store_star_and_seq_ranges() {
     let f = c.cmd("FETCH * UID");
     assert!(f.has("* 4 FETCH (UID 4)"), "{f:?}");
 }
+
+#[test]
+fn other_session_expunges_or_deletes_selected_mailbox() {
+    let mut r = Relay::start(185);
+    let mut a = r.login("concurrnt");
+    let mut b = r.login("concurrnt");
+    assert!(b.cmd("CREATE Box").ok());
+    b.append_uid("Box", "", &msg("c1", "one"));
+    b.append_uid("Box", "", &msg("c2", "two"));
+    a.select("Box");
+    b.select("Box");
+    assert!(b.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)").ok());
+    assert!(b.cmd("EXPUNGE").ok());
+    // A still sees two messages until it syncs; fetching the expunged one
+    // must not crash the server (NO, empty, or the cached data are all fine).
+    let f = a.cmd("FETCH 1:2 (FLAGS BODY.PEEK[])");
+    assert!(!f.bad(), "{f:?}");
+    assert!(a.cmd("STORE 1:2 +FLAGS (\\Seen)").tagged.len() > 0);
+    let n = a.cmd("NOOP");
+    assert!(n.ok() && n.has("EXPUNGE"), "{n:?}");
+    // B deletes the mailbox A has selected.
+    assert!(b.cmd("UNSELECT").ok());
+    assert!(b.cmd("DELETE Box").ok());
+    let f = a.cmd("FETCH 1:* (FLAGS BODY.PEEK[])");
+    assert!(!f.bad() || f.untagged.is_empty(), "{f:?}");
+    let s = a.cmd("STORE 1 +FLAGS (\\Flagged)");
+    assert!(!s.tagged.is_empty());
+    let cp = a.cmd("COPY 1 INBOX");
+    assert!(!cp.tagged.is_empty());
+    let _ = a.cmd("NOOP");
+    assert!(a.cmd("SELECT INBOX").ok());
+    r.assert_serving();
+}
