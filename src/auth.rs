@@ -253,6 +253,11 @@ impl Auth {
         // Between this check and the insert there is no await, so on this single
         // thread the create is atomic.
         match self.store.get_account(&addr).map_err(tmp)? {
+            // A concurrent first login with the same password won the race and
+            // cached it: no second hash needed.
+            Some(_) if self.cache.borrow().get(&addr) == Some(&self.cache_tag(&addr, password)) => {
+                Ok(addr)
+            }
             Some(acc) => self.verify_existing(&addr, password, acc.hash, imap).await,
             None => {
                 self.store

@@ -315,8 +315,19 @@ fn binary_part(raw: &[u8], parsed: Option<&mailparse::ParsedMail>, part: &[u32])
     if part.is_empty() {
         return raw.to_vec();
     }
-    parsed
-        .and_then(|p| super::mime::find_part(p, part))
-        .and_then(|p| p.get_body_raw().ok())
+    let Some(top) = parsed else { return Vec::new() };
+    let Some(p) = super::mime::find_part(top, part) else {
+        return Vec::new();
+    };
+    let is_sub = !std::ptr::eq(p, top);
+    p.get_body_raw()
+        .ok()
+        .map(|mut b| {
+            // The CRLF before the next boundary is not content (RFC 2046 §5.1.1).
+            if is_sub && b.ends_with(b"\r\n") {
+                b.truncate(b.len() - 2);
+            }
+            b
+        })
         .unwrap_or_default()
 }

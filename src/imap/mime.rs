@@ -75,6 +75,19 @@ pub fn header_fields(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
     out
 }
 
+/// The bytes of a subpart without the CRLF that precedes the next boundary
+/// (RFC 2046 §5.1.1: that CRLF belongs to the boundary line). mailparse
+/// includes it in `raw_bytes`.
+pub fn part_raw<'a>(p: &ParsedMail<'a>, is_subpart: bool) -> &'a [u8] {
+    let r = p.raw_bytes;
+    if !is_subpart {
+        return r;
+    }
+    r.strip_suffix(b"\r\n")
+        .or_else(|| r.strip_suffix(b"\n"))
+        .unwrap_or(r)
+}
+
 /// The part addressed by `path` (1-based). For a non-multipart message part 1
 /// is the message body itself (RFC 3501 §6.4.5).
 pub fn find_part<'a, 'b>(m: &'b ParsedMail<'a>, path: &[u32]) -> Option<&'b ParsedMail<'a>> {
@@ -100,8 +113,9 @@ pub fn section_bytes(
     let target: &[u8] = if section.part.is_empty() {
         raw
     } else {
-        let part = find_part(parsed?, &section.part)?;
-        part.raw_bytes
+        let top = parsed?;
+        let part = find_part(top, &section.part)?;
+        part_raw(part, !std::ptr::eq(part, top))
     };
     let (h, b) = split_header(target);
     Some(match &section.text {
@@ -213,12 +227,18 @@ pub fn envelope(m: &ParsedMail) -> Vec<u8> {
     out
 }
 
+/// Lines of a body; an unterminated last line counts (as Dovecot does).
 fn count_lines(b: &[u8]) -> usize {
-    b.iter().filter(|&&c| c == b'\n').count()
+    let n = b.iter().filter(|&&c| c == b'\n').count();
+    n + usize::from(!b.is_empty() && !b.ends_with(b"\n"))
 }
 
 /// BODYSTRUCTURE (`extensible`) or BODY (RFC 3501 §7.4.2).
 pub fn bodystructure(m: &ParsedMail, extensible: bool) -> Vec<u8> {
+    structure(m, extensible, false)
+}
+
+fn structure(m: &ParsedMail, extensible: bool, is_subpart: bool) -> Vec<u8> {
     let (mut ty, mut sub) = match m.ctype.mimetype.split_once('/') {
         Some((a, b)) => (a.to_string(), b.to_string()),
         None => ("text".to_string(), "plain".to_string()),
@@ -230,7 +250,7 @@ pub fn bodystructure(m: &ParsedMail, extensible: bool) -> Vec<u8> {
     let mut out = b"(".to_vec();
     if !m.subparts.is_empty() {
         for p in &m.subparts {
-            out.extend(bodystructure(p, extensible));
+            out.extend(structure(p, extensible, true));
         }
         out.push(b' ');
         out.extend(string(sub.to_uppercase().as_bytes()));
@@ -242,7 +262,7 @@ pub fn bodystructure(m: &ParsedMail, extensible: bool) -> Vec<u8> {
         out.push(b')');
         return out;
     }
-    let (_, body) = split_header(m.raw_bytes);
+    let (_, body) = split_header(part_raw(m, is_subpart));
     out.extend(string(ty.to_uppercase().as_bytes()));
     out.push(b' ');
     out.extend(string(sub.to_uppercase().as_bytes()));
