@@ -160,7 +160,7 @@ cp "$BB/bin/busybox" "$ir/bin/busybox"
 for a in sh modprobe insmod mount umount switch_root sleep cat mkdir ls; do ln -sf busybox "$ir/bin/$a"; done
 mkdir -p "$ir/sbin"; ln -sf ../bin/busybox "$ir/sbin/modprobe"
 install -m 0755 "$HERE/standin/init" "$ir/init"
-mods="virtio_pci virtio_mmio virtio_blk virtio_net virtio-rng squashfs ext4 crc32c_generic vfat
+mods="virtio_pci virtio_mmio virtio_blk virtio_net virtio-rng virtio_input squashfs ext4 crc32c_generic vfat
   nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 i6300esb bcm2835_wdt bcm2835-rng sdhci-iproc bcm2835
   dwc2 cdc_ether rndis_host smsc95xx"
 printf '%s\n' $mods > "$ir/modules.list"

@@ -45,7 +45,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     changed=1
 fi
 
-pkgs_main="gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-dev:arm64 genimage squashfs-tools mtools dosfstools e2fsprogs kmod cpio zstd xz-utils fdisk python3"
+pkgs_main="gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-dev:arm64 genimage squashfs-tools mtools dosfstools e2fsprogs kmod cpio zstd xz-utils fdisk python3 gnupg"
 pkgs_bpo="qemu-system-arm qemu-user-static"
 
 missing=""
