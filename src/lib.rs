@@ -10,6 +10,7 @@ pub mod deliver;
 pub mod http;
 pub mod hub;
 pub mod imap;
+pub mod inbound;
 pub mod invite;
 pub mod logger;
 pub mod net;

@@ -81,6 +81,7 @@ pub enum Service {
     Submission,
     Https,
     Http,
+    Mx,
 }
 
 /// 443: one TLS acceptor; the negotiated ALPN picks IMAP, SMTP or HTTPS
@@ -145,6 +146,14 @@ async fn handle(ctx: Rc<Ctx>, service: Service, tcp: TcpStream) {
         }
         Service::Https => accept_443(ctx, tcp).await,
         Service::Http => crate::http::serve_conn(ctx, Stream::new(Conn::Plain(tcp)), false).await,
+        Service::Mx => {
+            crate::smtp::session::run(
+                ctx,
+                Stream::new(Conn::Plain(tcp)),
+                crate::smtp::session::Mode::Mx,
+            )
+            .await
+        }
     }
 }
 
@@ -173,6 +182,7 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, ctx: Rc<Ctx>) -> Result<(), Str
         (Service::Submission, cfg.submission_port),
         (Service::Https, cfg.https_port),
         (Service::Http, cfg.http_port),
+        (Service::Mx, cfg.smtp_port),
     ];
     let mut listeners = Vec::new();
     for (svc, port) in services {

@@ -19,8 +19,10 @@ pub struct TlsConfigs {
     pub alpn_imap: Arc<ServerConfig>,
     /// SMTP submission over 443 (ALPN `smtp`), TLS 1.3.
     pub alpn_smtp: Arc<ServerConfig>,
-    /// HTTPS and inbound MX STARTTLS: TLS 1.2 and 1.3.
+    /// HTTPS: TLS 1.2 and 1.3, ALPN http/1.1.
     pub tls12: Arc<ServerConfig>,
+    /// Inbound MX STARTTLS on 25: TLS 1.2 and 1.3, no ALPN.
+    pub mx: Arc<ServerConfig>,
 }
 
 #[derive(Debug)]
@@ -155,5 +157,6 @@ pub fn load_configs(cfg: &Config) -> Result<TlsConfigs, TlsError> {
         alpn_imap: build(&certs, &key, true, &[b"imap"])?,
         alpn_smtp: build(&certs, &key, true, &[b"smtp"])?,
         tls12: build(&certs, &key, false, &[b"http/1.1"])?,
+        mx: build(&certs, &key, false, &[])?,
     })
 }

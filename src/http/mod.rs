@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 server (httparse) for the web surface of spec §12:
 //! `/new`, autoconfig, MTA-STS, robots.txt, the index page.
 
+mod mxdeliv;
 mod routes;
 
 use std::rc::Rc;
@@ -88,7 +89,7 @@ enum ReadError {
     Bad(u16, &'static str),
 }
 
-async fn read_request(s: &mut Stream) -> Result<Request, ReadError> {
+async fn read_request(s: &mut Stream, max_message: u64) -> Result<Request, ReadError> {
     // Read the head line by line (bounded), then parse it with httparse.
     let mut head = Vec::new();
     loop {
@@ -150,8 +151,19 @@ async fn read_request(s: &mut Stream) -> Result<Request, ReadError> {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .ok_or(ReadError::Bad(400, "bad Content-Length"))?,
     };
-    if len > MAX_SMALL_BODY as u64 {
-        return Err(ReadError::Bad(413, "request body too large"));
+    // `/mxdeliv` carries whole messages (spec §6.3); everything else is small.
+    let limit = if r.path == "/mxdeliv" {
+        max_message
+    } else {
+        MAX_SMALL_BODY as u64
+    };
+    if len > limit {
+        let msg = if r.path == "/mxdeliv" {
+            "552 Message exceeds maximum size"
+        } else {
+            "request body too large"
+        };
+        return Err(ReadError::Bad(413, msg));
     }
     let mut body = Vec::new();
     if len > 0
@@ -172,7 +184,7 @@ pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool) {
         return;
     };
     for _ in 0..MAX_REQUESTS_PER_CONN {
-        let req = match timeout(IDLE, read_request(&mut s)).await {
+        let req = match timeout(IDLE, read_request(&mut s, ctx.cfg.max_message_size)).await {
             None | Some(Err(ReadError::Closed)) => return,
             Some(Err(ReadError::Bad(code, msg))) => {
                 let _ = s.send(&Response::text(code, msg).encode(false)).await;
@@ -184,10 +196,12 @@ pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool) {
             .header("connection")
             .map(|v| v.eq_ignore_ascii_case(b"close"))
             .unwrap_or(false);
-        let resp = if tls {
-            routes::route(&ctx, &req)
-        } else {
+        let resp = if !tls {
             routes::plain_http(&ctx, &req)
+        } else if req.path == "/mxdeliv" {
+            mxdeliv::handle(&ctx, &req).await
+        } else {
+            routes::route(&ctx, &req)
         };
         if s.send(&resp.encode(keep_alive)).await.is_err() || !keep_alive {
             return;

@@ -74,6 +74,14 @@ impl Smtp {
                 "500 5.5.2 Line too long (RFC 5321 allows 998 octets)".to_string()
             }
             Some(Problem::BareLf) => "500 5.5.2 Bare LF line endings are not allowed".to_string(),
+            None if self.mode == super::session::Mode::Mx => {
+                let from = self.mail_from.clone().unwrap_or_default();
+                let rcpts = self.rcpts.clone();
+                match crate::inbound::accept(&self.ctx, &msg, &from, &rcpts).await {
+                    Ok(()) => "250 2.0.0 Ok: queued".to_string(),
+                    Err(r) => r,
+                }
+            }
             None => self.accept_message(&msg),
         };
         self.reset();

@@ -26,7 +26,7 @@ impl Smtp {
         ];
         if !self.tls {
             lines.push("STARTTLS".into());
-        } else {
+        } else if self.mode != super::session::Mode::Mx {
             lines.push("AUTH PLAIN LOGIN".into());
         }
         let n = lines.len();
@@ -51,7 +51,13 @@ impl Smtp {
         let crate::net::Conn::Plain(tcp) = self.s.take_conn() else {
             return Ok(Next::Close);
         };
-        match crate::server::tls_accept(self.ctx.tls.tls13.clone(), tcp).await {
+        // Inbound MX accepts TLS 1.2 (spec §14); submission TLS 1.3 only.
+        let cfg = if self.mode == super::session::Mode::Mx {
+            self.ctx.tls.mx.clone()
+        } else {
+            self.ctx.tls.tls13.clone()
+        };
+        match crate::server::tls_accept(cfg, tcp).await {
             Some(c) => {
                 self.s = Stream::new(c);
                 self.tls = true;

@@ -3,14 +3,18 @@
 //! (450 at RCPT), local recipients must exist, at most 1000 recipients.
 
 use super::address::{parse_path, split_addr};
-use super::session::{Smtp, MAX_RECIPIENTS};
+use super::session::{Mode, Smtp, MAX_RECIPIENTS};
 
 impl Smtp {
     pub(super) fn mail(&mut self, arg: &str) {
         if self.helo.is_none() {
             return self.reply("503 5.5.1 Error: send HELO/EHLO first");
         }
-        if self.user.is_none() {
+        if self.mode == Mode::Mx {
+            if !self.tls {
+                return self.reply("530 5.7.0 Must issue a STARTTLS command first");
+            }
+        } else if self.user.is_none() {
             return self.reply("530 5.7.0 Authentication required");
         }
         if self.mail_from.is_some() {
@@ -74,6 +78,10 @@ impl Smtp {
         let Some((_, domain)) = split_addr(&rcpt) else {
             return self.reply(&format!("501 5.1.3 <{rcpt}>: Bad recipient address syntax"));
         };
+        if self.mode == Mode::Mx {
+            let domain = domain.to_string();
+            return self.rcpt_mx(rcpt, domain);
+        }
         let login = self.user.clone().unwrap_or_default();
         // Spec §4.5: the envelope sender must be the login (reported at RCPT, as Postfix does).
         if from != login {
@@ -106,6 +114,29 @@ impl Smtp {
             return self.reply(&format!(
                 "451 4.4.0 <{rcpt}>: delivery to other domains is not available on this relay yet"
             ));
+        }
+        if !self.rcpts.contains(&rcpt) {
+            self.rcpts.push(rcpt);
+        }
+        self.reply("250 2.1.5 Ok");
+    }
+
+    /// Inbound RCPT (spec §6.1): only our own domain, only existing accounts.
+    fn rcpt_mx(&mut self, rcpt: String, domain: String) {
+        if !self.ctx.cfg.is_local_domain(&domain) {
+            return self.reply(&format!("554 5.7.1 <{rcpt}>: Relay access denied"));
+        }
+        if self.rcpts.len() >= MAX_RECIPIENTS {
+            return self.reply("452 4.5.3 Error: too many recipients");
+        }
+        match self.ctx.store.get_account(&rcpt) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return self.reply(&format!(
+                    "550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown"
+                ))
+            }
+            Err(_) => return self.reply("451 4.3.0 Temporary lookup failure"),
         }
         if !self.rcpts.contains(&rcpt) {
             self.rcpts.push(rcpt);

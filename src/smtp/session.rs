@@ -13,6 +13,8 @@ pub enum Mode {
     Submission,
     /// 587: STARTTLS required before AUTH.
     SubmissionStartTls,
+    /// 25: inbound mail from other servers; STARTTLS required (spec §6.1).
+    Mx,
 }
 
 /// Command lines (RFC 5321 §4.5.3.1.4 says 512; AUTH PLAIN lines can be longer).
@@ -24,6 +26,7 @@ pub const MAX_RECIPIENTS: usize = 1000;
 
 pub struct Smtp {
     pub ctx: Rc<Ctx>,
+    pub mode: Mode,
     pub s: Stream,
     pub tls: bool,
     pub helo: Option<String>,
@@ -51,6 +54,7 @@ pub async fn run(ctx: Rc<Ctx>, s: Stream, mode: Mode) {
     let tls = mode == Mode::Submission || s.conn.is_tls();
     let mut sm = Smtp {
         ctx: ctx.clone(),
+        mode,
         s,
         tls,
         helo: None,
@@ -133,6 +137,10 @@ impl Smtp {
             "EHLO" => self.ehlo(arg, true),
             "HELO" => self.ehlo(arg, false),
             "STARTTLS" => return self.starttls().await,
+            "AUTH" if self.mode == Mode::Mx => {
+                self.errors += 1;
+                self.reply("503 5.5.1 Error: authentication not enabled on this port");
+            }
             "AUTH" => return self.auth(arg).await,
             "MAIL" => self.mail(arg),
             "RCPT" => self.rcpt(arg),
