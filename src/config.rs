@@ -64,6 +64,19 @@ pub struct Config {
     pub nocreate_file: PathBuf,
     /// Seconds an idle IMAP connection may stay without any command (RFC 3501 §5.4: ≥ 30 min).
     pub imap_idle_timeout: u64,
+    /// Seconds a message may wait in the outbound queue before it bounces.
+    pub max_queue_lifetime: u64,
+    /// First retry delay in seconds (then ×5, ×15, ×30, ×60).
+    pub queue_retry_min: u64,
+    /// Ports used to reach other servers (tests move them).
+    pub outbound_smtp_port: u16,
+    pub outbound_https_port: u16,
+    /// Extra CA certificates (PEM) trusted for outbound TLS.
+    pub tls_extra_ca: Option<PathBuf>,
+    /// DNS servers (`ip:port`, space-separated); empty = /etc/resolv.conf.
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// DKIM selector (upstream: `opendkim`).
+    pub dkim_selector: String,
     /// Keys that were present but unknown (warned about at startup).
     pub unused_keys: Vec<String>,
 }
@@ -128,6 +141,23 @@ pub fn parse_size_mb(key: &str, v: &str) -> Result<u64, ConfigError> {
         return Err(ConfigError(format!("bad value for {key}: {v:?}")));
     }
     Ok((n * mult as f64) as u64)
+}
+
+/// `2d`, `3h`, `10m`, `30s` or plain seconds.
+pub fn parse_duration(key: &str, v: &str) -> Result<u64, ConfigError> {
+    let s = v.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('d') => (&s[..s.len() - 1], 86400),
+        Some('h') => (&s[..s.len() - 1], 3600),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('s') => (&s[..s.len() - 1], 1),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().map(|n| n * mult).map_err(|_| {
+        ConfigError(format!(
+            "bad value for {key}: {v:?} (expected a duration like 2d, 3h, 600)"
+        ))
+    })
 }
 
 struct Params(BTreeMap<String, String>, Vec<&'static str>);
@@ -297,6 +327,38 @@ impl Config {
             nocreate: p.boolean("nocreate", false)?,
             nocreate_file: p.string("nocreate_file", "/etc/chatmail-nocreate").into(),
             imap_idle_timeout: p.num("imap_idle_timeout", 1800)?,
+            max_queue_lifetime: parse_duration(
+                "max_queue_lifetime",
+                &p.string("max_queue_lifetime", "2d"),
+            )?,
+            queue_retry_min: parse_duration("queue_retry_min", &p.string("queue_retry_min", "60"))?
+                .max(1),
+            outbound_smtp_port: port(&mut p, "outbound_smtp_port", 25)?,
+            outbound_https_port: port(&mut p, "outbound_https_port", 443)?,
+            tls_extra_ca: match p.string("tls_extra_ca", "") {
+                s if s.trim().is_empty() => None,
+                s => Some(s.trim().into()),
+            },
+            dns_servers: {
+                let v = p.string("dns_servers", "");
+                let mut out = Vec::new();
+                for a in v.split_whitespace() {
+                    out.push(
+                        a.parse()
+                            .or_else(|_| {
+                                a.parse::<IpAddr>()
+                                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+                            })
+                            .map_err(|_| {
+                                ConfigError(format!(
+                                    "bad value for dns_servers: {a:?} (expected ip or ip:port)"
+                                ))
+                            })?,
+                    );
+                }
+                out
+            },
+            dkim_selector: p.string("dkim_selector", "opendkim"),
             unused_keys: Vec::new(),
             mail_domain,
         };

@@ -32,3 +32,53 @@ pub fn local(ctx: &Ctx, msg: &[u8], rcpts: &[String]) -> Result<(), String> {
         }
     }
 }
+
+/// Submission: local recipients get the message now, remote ones go to the
+/// durable outbound queue — both in one index transaction, before the `250`.
+pub fn local_and_remote(ctx: &Ctx, msg: &[u8], from: &str, rcpts: &[String]) -> Result<(), String> {
+    let mut local: Vec<&str> = Vec::new();
+    let mut per_domain: Vec<(String, Vec<String>)> = Vec::new();
+    for r in rcpts {
+        let domain = r.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        if ctx.cfg.is_local_domain(domain) {
+            local.push(r);
+        } else {
+            match per_domain.iter_mut().find(|(d, _)| d == domain) {
+                Some((_, v)) => v.push(r.clone()),
+                None => per_domain.push((domain.to_string(), vec![r.clone()])),
+            }
+        }
+    }
+    if per_domain.is_empty() {
+        return self::local(ctx, msg, rcpts);
+    }
+    let targets: Vec<(&str, &str)> = local.iter().map(|r| (*r, "INBOX")).collect();
+    let out = crate::store::Outbound {
+        mail_from: from.to_string(),
+        per_domain,
+    };
+    let now = crate::auth::now_secs();
+    match ctx.store.deliver_and_queue(
+        msg,
+        &targets,
+        Some(&out),
+        &Flags::default(),
+        now,
+        Some(ctx.cfg.max_mailbox_size),
+    ) {
+        Ok((done, _)) => {
+            for (_, mb, _) in &done {
+                ctx.hub.notify(mb.id, None);
+            }
+            let _ = ctx.outq.try_send(());
+            Ok(())
+        }
+        Err(StoreError::OverQuota) => {
+            Err("552 5.2.2 Quota exceeded (mailbox for user is full)".into())
+        }
+        Err(e) => {
+            log::error!("delivery failed: {e}");
+            Err("451 4.3.0 Local delivery failed, try again later".into())
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub mod inbound;
 pub mod invite;
 pub mod logger;
 pub mod net;
+pub mod outbound;
 pub mod policy;
 pub mod server;
 pub mod smtp;

@@ -113,6 +113,9 @@ fn serve(cfg: Config) -> Result<(), String> {
     let store = chatrelay::store::Store::open(&cfg.data_dir)
         .map_err(|e| format!("cannot open the store in {}: {e}", cfg.data_dir.display()))?;
     let tls = chatrelay::tls::load_configs(&cfg).map_err(|e| format!("TLS: {e}"))?;
+    let client_tls = chatrelay::tls::client_configs(cfg.tls_extra_ca.as_deref())
+        .map_err(|e| format!("TLS: {e}"))?;
+    let (outq_tx, outq_rx) = async_channel::bounded(1);
     let cfg = Rc::new(cfg);
     let store = Rc::new(store);
     let ctx = Rc::new(chatrelay::server::Ctx {
@@ -121,6 +124,9 @@ fn serve(cfg: Config) -> Result<(), String> {
         store,
         hub: Rc::new(chatrelay::hub::Hub::default()),
         tls,
+        outq: outq_tx,
+        client_tls,
+        outbound_smtp_only: Default::default(),
         ratelimit: std::cell::RefCell::new(chatrelay::smtp::ratelimit::RateLimiter::new(
             cfg.max_user_send_per_minute,
             cfg.max_user_send_burst_size,
@@ -134,7 +140,7 @@ fn serve(cfg: Config) -> Result<(), String> {
     }
     let ex = Rc::new(async_executor::LocalExecutor::new());
     let ex2 = ex.clone();
-    futures_lite::future::block_on(ex.run(chatrelay::server::run(ex2, ctx)))
+    futures_lite::future::block_on(ex.run(chatrelay::server::run(ex2, ctx, outq_rx)))
 }
 
 fn main() -> ExitCode {

@@ -25,6 +25,10 @@ pub struct Ctx {
     pub auth: Auth,
     pub hub: Rc<Hub>,
     pub tls: TlsConfigs,
+    /// Wakes the outbound queue runner.
+    pub outq: async_channel::Sender<()>,
+    pub client_tls: crate::tls::ClientConfigs,
+    pub outbound_smtp_only: crate::outbound::SmtpOnly,
     pub ratelimit: std::cell::RefCell<crate::smtp::ratelimit::RateLimiter>,
     pub imap_conns: Rc<Cell<usize>>,
     pub smtp_conns: Rc<Cell<usize>>,
@@ -173,7 +177,11 @@ async fn bind(cfg: &Config, port: u16) -> std::io::Result<TcpListener> {
 }
 
 /// Bind every configured port, then serve until the process ends.
-pub async fn run(ex: Rc<LocalExecutor<'static>>, ctx: Rc<Ctx>) -> Result<(), String> {
+pub async fn run(
+    ex: Rc<LocalExecutor<'static>>,
+    ctx: Rc<Ctx>,
+    outq: async_channel::Receiver<()>,
+) -> Result<(), String> {
     let cfg = ctx.cfg.clone();
     let services = [
         (Service::Imaps, cfg.imaps_port),
@@ -214,6 +222,8 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, ctx: Rc<Ctx>) -> Result<(), Str
         })
         .detach();
     }
+    ex.spawn(crate::outbound::run(ex.clone(), ctx.clone(), outq))
+        .detach();
     eprintln!("chatrelay ready: {} ", cfg.mail_domain);
     future::pending::<()>().await;
     Ok(())

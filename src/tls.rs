@@ -160,3 +160,89 @@ pub fn load_configs(cfg: &Config) -> Result<TlsConfigs, TlsError> {
         mx: build(&certs, &key, false, &[])?,
     })
 }
+
+/// Client configs for outbound delivery (spec §5.4): certificates verified
+/// against the Mozilla roots plus optional extra CAs (`tls_extra_ca`), or
+/// relaxed (any certificate) for `_` domains and IP literals.
+#[derive(Clone)]
+pub struct ClientConfigs {
+    pub verified: Arc<rustls::ClientConfig>,
+    pub relaxed: Arc<rustls::ClientConfig>,
+    /// Same as `verified` with ALPN `http/1.1` for `/mxdeliv`.
+    pub verified_http: Arc<rustls::ClientConfig>,
+    pub relaxed_http: Arc<rustls::ClientConfig>,
+}
+
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+pub fn client_configs(extra_ca: Option<&Path>) -> Result<ClientConfigs, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(p) = extra_ca {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(p)
+            .map_err(|e| TlsError(format!("cannot read tls_extra_ca {}: {e}", p.display())))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| TlsError(format!("bad tls_extra_ca {}: {e}", p.display())))?;
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| TlsError(format!("bad CA in {}: {e}", p.display())))?;
+        }
+    }
+    let versions: &[&'static rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS13, &rustls::version::TLS12];
+    let build = |verified: bool, alpn: &[&[u8]]| -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let b = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions)
+            .map_err(|e| TlsError(e.to_string()))?;
+        let mut c = if verified {
+            b.with_root_certificates(roots.clone())
+                .with_no_client_auth()
+        } else {
+            b.dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
+                .with_no_client_auth()
+        };
+        c.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+        Ok(Arc::new(c))
+    };
+    Ok(ClientConfigs {
+        verified: build(true, &[])?,
+        relaxed: build(false, &[])?,
+        verified_http: build(true, &[b"http/1.1"])?,
+        relaxed_http: build(false, &[b"http/1.1"])?,
+    })
+}

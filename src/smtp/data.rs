@@ -101,7 +101,7 @@ impl Smtp {
             }
         }
         let clean = crate::policy::scrub_outgoing(raw);
-        match crate::deliver::local(&self.ctx, &clean, &rcpts) {
+        match crate::deliver::local_and_remote(&self.ctx, &clean, &from, &rcpts) {
             Ok(()) => "250 2.0.0 Ok: queued".to_string(),
             Err(r) => r,
         }

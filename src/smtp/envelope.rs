@@ -110,10 +110,8 @@ impl Smtp {
                 }
                 Err(_) => return self.reply("451 4.3.0 Temporary lookup failure"),
             }
-        } else {
-            return self.reply(&format!(
-                "451 4.4.0 <{rcpt}>: delivery to other domains is not available on this relay yet"
-            ));
+        } else if !valid_remote_domain(domain) {
+            return self.reply(&format!("501 5.1.3 <{rcpt}>: Bad recipient address syntax"));
         }
         if !self.rcpts.contains(&rcpt) {
             self.rcpts.push(rcpt);
@@ -143,4 +141,22 @@ impl Smtp {
         }
         self.reply("250 2.1.5 Ok");
     }
+}
+
+/// A domain we could route to: a DNS name or an address literal.
+fn valid_remote_domain(d: &str) -> bool {
+    if let Some(lit) = d.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        return lit.parse::<std::net::IpAddr>().is_ok()
+            || lit
+                .strip_prefix("IPv6:")
+                .map(|v| v.parse::<std::net::Ipv6Addr>().is_ok())
+                .unwrap_or(false);
+    }
+    d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }

@@ -8,6 +8,9 @@
 
 mod bodies;
 mod codec;
+mod queue;
+
+pub use queue::{Outbound, QueueEntry};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -30,6 +33,8 @@ const METADATA: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("met
 /// address -> bytes used
 const QUOTA: TableDefinition<&str, u64> = TableDefinition::new("quota");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// outbound queue id -> QueueEntry (see queue.rs)
+const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -267,6 +272,7 @@ impl Store {
         tx.open_table(METADATA)?;
         tx.open_table(QUOTA)?;
         tx.open_table(COUNTERS)?;
+        tx.open_table(QUEUE)?;
         tx.commit()?;
         Ok(())
     }
@@ -597,9 +603,33 @@ impl Store {
         internal_date: i64,
         limit: Option<u64>,
     ) -> Result<Vec<(String, Mailbox, u32)>> {
+        self.deliver_and_queue(data, targets, None, flags, internal_date, limit)
+            .map(|(v, _)| v)
+    }
+
+    /// Like `deliver`, and in the same index transaction put the message in
+    /// the outbound queue for remote recipients (one entry per domain). The
+    /// body file is shared; the queue holds references to it.
+    pub fn deliver_and_queue(
+        &self,
+        data: &[u8],
+        targets: &[(&str, &str)],
+        outbound: Option<&Outbound>,
+        flags: &Flags,
+        internal_date: i64,
+        limit: Option<u64>,
+    ) -> Result<(Vec<(String, Mailbox, u32)>, Vec<QueueEntry>)> {
         let (id, _) = self.new_body()?;
         self.bodies.write(id, data)?;
-        self.index_delivery(id, data.len() as u64, targets, flags, internal_date, limit)
+        self.index_delivery_q(
+            id,
+            data.len() as u64,
+            targets,
+            outbound,
+            flags,
+            internal_date,
+            limit,
+        )
     }
 
     /// Index commit for a body already placed durably with `commit_body`/`deliver`.
@@ -612,9 +642,28 @@ impl Store {
         internal_date: i64,
         limit: Option<u64>,
     ) -> Result<Vec<(String, Mailbox, u32)>> {
+        self.index_delivery_q(body_id, size, targets, None, flags, internal_date, limit)
+            .map(|(v, _)| v)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn index_delivery_q(
+        &self,
+        body_id: u64,
+        size: u64,
+        targets: &[(&str, &str)],
+        outbound: Option<&Outbound>,
+        flags: &Flags,
+        internal_date: i64,
+        limit: Option<u64>,
+    ) -> Result<(Vec<(String, Mailbox, u32)>, Vec<QueueEntry>)> {
         let result = (|| {
             let tx = self.db.begin_write()?;
             let mut out = Vec::new();
+            let queued = match outbound {
+                Some(o) => Self::enqueue_tx(&tx, body_id, size, o, internal_date)?,
+                None => Vec::new(),
+            };
             {
                 let mut mbt = tx.open_table(MAILBOXES)?;
                 let mut mt = tx.open_table(MESSAGES)?;
@@ -651,12 +700,18 @@ impl Store {
                 for (a, u) in pending {
                     qt.insert(a.as_str(), u)?;
                 }
-                tx.open_table(BODIES)?.insert(body_id, out.len() as u32)?;
+                let refs = out.len() + queued.len();
+                tx.open_table(BODIES)?.insert(body_id, refs as u32)?;
             }
             tx.commit()?;
-            Ok(out)
+            Ok((out, queued))
         })();
-        if result.is_err() || result.as_ref().map(|v| v.is_empty()).unwrap_or(false) {
+        if result.is_err()
+            || result
+                .as_ref()
+                .map(|(v, q)| v.is_empty() && q.is_empty())
+                .unwrap_or(false)
+        {
             self.bodies.remove(body_id);
         }
         result
