@@ -203,7 +203,12 @@ pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool) {
         } else {
             routes::route(&ctx, &req)
         };
-        if s.send(&resp.encode(keep_alive)).await.is_err() || !keep_alive {
+        if s.send(&resp.encode(keep_alive)).await.is_err() {
+            return;
+        }
+        if !keep_alive {
+            // Sends TLS close_notify so clients see a clean end.
+            let _ = futures_lite::io::AsyncWriteExt::close(&mut s.conn).await;
             return;
         }
     }

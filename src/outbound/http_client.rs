@@ -67,11 +67,20 @@ pub async fn mxdeliv(
         let mut resp = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
-            let n = tls.read(&mut buf).await?;
-            if n == 0 || resp.len() > MAX_RESPONSE {
+            // Stop as soon as the response is complete: a peer that closes
+            // without TLS close_notify must not turn a delivered message
+            // into an error (and a duplicate over SMTP).
+            if response_complete(&resp) || resp.len() > MAX_RESPONSE {
                 break;
             }
-            resp.extend_from_slice(&buf[..n]);
+            match tls.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => resp.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !resp.is_empty() => {
+                    break
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok::<_, std::io::Error>(resp)
     };
@@ -102,5 +111,21 @@ pub async fn mxdeliv(
         400 | 413 | 503 if body_text.starts_with('4') => Ok(all(RcptResult::Temp(body_text))),
         404 | 405 | 501 => Err(HttpFail::Unsupported),
         _ => Err(HttpFail::Conn(format!("HTTP {status}"))),
+    }
+}
+
+/// Head received and, if it has a Content-Length, the whole body too.
+fn response_complete(resp: &[u8]) -> bool {
+    let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&resp[..end]).to_ascii_lowercase();
+    match head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        Some(n) => resp.len() >= end + 4 + n,
+        None => false,
     }
 }
