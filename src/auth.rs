@@ -1,15 +1,12 @@
 //! Authentication and create-on-first-login (spec §4.4).
 //!
-//! Password hashing (Argon2id, m=19 MiB, t=2, p=1) runs off the event loop via
-//! `blocking::unblock`, at most two at a time. A bounded in-memory cache of
+//! Password hashing (Argon2id, m=19 MiB, t=2, p=1) runs off the event loop on
+//! one dedicated thread (`hasher`). A bounded in-memory cache of
 //! recently verified logins spares Delta Chat's frequent reconnects the hash.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::config::Config;
 use crate::store::{Store, StoreError};
@@ -26,7 +23,6 @@ pub enum AuthError {
 }
 
 const CACHE_MAX: usize = 10_000;
-const HASH_CONCURRENCY: usize = 2;
 
 pub struct Auth {
     cfg: Rc<Config>,
@@ -34,7 +30,7 @@ pub struct Auth {
     /// addr -> HMAC(key, password) of the last successful login.
     cache: RefCell<HashMap<String, [u8; 32]>>,
     cache_key: ring::hmac::Key,
-    hashing: async_lock::Semaphore,
+    hasher: crate::hasher::Hasher,
 }
 
 pub fn today() -> u32 {
@@ -55,38 +51,14 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-fn argon2() -> Argon2<'static> {
-    Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19 * 1024, 2, 1, None).expect("valid params"),
-    )
-}
-
-/// Hash a password as a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
+/// Hash a password as a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`), on the calling thread.
 pub fn hash_password(password: &[u8]) -> String {
-    let mut salt_bytes = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt_bytes)
-        .expect("system RNG");
-    let salt = SaltString::encode_b64(&salt_bytes).expect("salt encodes");
-    argon2()
-        .hash_password(password, &salt)
-        .expect("argon2 hashing")
-        .to_string()
+    crate::hasher::hash_with(password, &mut None)
 }
 
-/// Verify against an Argon2 PHC string or an upstream `{SHA512-CRYPT}` hash.
+/// Verify against an Argon2 PHC string or an upstream `{SHA512-CRYPT}` hash, on the calling thread.
 pub fn verify_password(password: &[u8], stored: &str) -> bool {
-    if let Some(crypt) = stored.strip_prefix("{SHA512-CRYPT}") {
-        let Ok(pw) = std::str::from_utf8(password) else {
-            return false;
-        };
-        return sha_crypt::sha512_check(pw, crypt).is_ok();
-    }
-    match PasswordHash::new(stored) {
-        Ok(h) => argon2().verify_password(password, &h).is_ok(),
-        Err(_) => false,
-    }
+    crate::hasher::verify_with(password, stored, &mut None)
 }
 
 /// Creation rules of spec §4.4 items 2–5 (lengths, charset, one `@`, domain).
@@ -168,7 +140,7 @@ impl Auth {
             cache: RefCell::new(HashMap::new()),
             cache_key: ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
                 .expect("system RNG"),
-            hashing: async_lock::Semaphore::new(HASH_CONCURRENCY),
+            hasher: crate::hasher::Hasher::start(),
         }
     }
 
@@ -200,15 +172,11 @@ impl Auth {
     }
 
     async fn verify_blocking(&self, password: &[u8], hash: String) -> bool {
-        let _permit = self.hashing.acquire().await;
-        let pw = password.to_vec();
-        blocking::unblock(move || verify_password(&pw, &hash)).await
+        self.hasher.verify(password, &hash).await
     }
 
     async fn hash_blocking(&self, password: &[u8]) -> String {
-        let _permit = self.hashing.acquire().await;
-        let pw = password.to_vec();
-        blocking::unblock(move || hash_password(&pw)).await
+        self.hasher.hash(password).await
     }
 
     /// Log in `user` with `password`, creating the account if allowed.
