@@ -1,47 +1,134 @@
-//! Local delivery: one durable body file for all local recipients, index
-//! commit, then IDLE sessions are woken (design: "store::deliver").
+//! Delivery into the store: bodies are written and fsynced off the event loop
+//! (concurrent fsyncs share ext4 journal commits), then a committer task
+//! indexes everything that became ready in one redb transaction (group
+//! commit). Only then does the caller answer `250`, IDLE sessions wake and
+//! the outbound queue runs.
+
+use std::cell::RefCell;
 
 use crate::server::Ctx;
-use crate::store::{Flags, StoreError};
+use crate::store::{BatchItem, Delivered, Flags, Outbound, StoreError};
+
+type Reply = async_channel::Sender<Result<Delivered, StoreError>>;
+
+/// Deliveries waiting for the next group commit.
+pub struct Committer {
+    pending: RefCell<Vec<(BatchItem, Reply)>>,
+    wake_tx: async_channel::Sender<()>,
+    wake_rx: async_channel::Receiver<()>,
+}
+
+impl Default for Committer {
+    fn default() -> Self {
+        let (wake_tx, wake_rx) = async_channel::bounded(1);
+        Committer {
+            pending: RefCell::new(Vec::new()),
+            wake_tx,
+            wake_rx,
+        }
+    }
+}
+
+/// The committer task: waits for work, lets every ready session add its
+/// delivery (one yield), then commits the batch.
+pub async fn run_committer(ctx: std::rc::Rc<Ctx>) {
+    let c = &ctx.committer;
+    while c.wake_rx.recv().await.is_ok() {
+        futures_lite::future::yield_now().await;
+        let batch = std::mem::take(&mut *c.pending.borrow_mut());
+        if batch.is_empty() {
+            continue;
+        }
+        let (items, replies): (Vec<BatchItem>, Vec<Reply>) = batch.into_iter().unzip();
+        let results = ctx.store.index_batch(&items);
+        for (r, tx) in results.into_iter().zip(replies) {
+            let _ = tx.try_send(r);
+        }
+    }
+}
+
+/// Durably store `msg` for local `targets` and the outbound queue.
+pub async fn store_message(
+    ctx: &Ctx,
+    msg: Vec<u8>,
+    targets: Vec<(String, String)>,
+    outbound: Option<Outbound>,
+) -> Result<Delivered, StoreError> {
+    let (id, _) = ctx.store.new_body()?;
+    let (tmp, dst) = ctx.store.body_write_paths(id);
+    let size = msg.len() as u64;
+    let written = blocking::unblock(move || crate::store::write_durable(&tmp, &dst, &msg)).await;
+    if let Err(e) = written {
+        ctx.store.discard_body(id);
+        return Err(StoreError::Io(e));
+    }
+    let item = BatchItem {
+        body_id: id,
+        size,
+        targets,
+        outbound,
+        flags: Flags::default(),
+        internal_date: crate::auth::now_secs(),
+        limit: Some(ctx.cfg.max_mailbox_size),
+    };
+    let (tx, rx) = async_channel::bounded(1);
+    ctx.committer.pending.borrow_mut().push((item, tx));
+    let _ = ctx.committer.wake_tx.try_send(());
+    rx.recv()
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Invalid("committer stopped")))
+}
+
+fn reply_for(e: StoreError) -> String {
+    match e {
+        StoreError::OverQuota => "552 5.2.2 Quota exceeded (mailbox for user is full)".into(),
+        StoreError::NotFound => "550 5.1.1 User doesn't exist".into(),
+        e => {
+            log::error!("delivery failed: {e}");
+            "451 4.3.0 Local delivery failed, try again later".into()
+        }
+    }
+}
+
+fn announce(ctx: &Ctx, d: &Delivered) {
+    for (_, mb, _) in &d.0 {
+        ctx.hub.notify(mb.id, None);
+    }
+    if !d.1.is_empty() {
+        let _ = ctx.outq.try_send(());
+    }
+}
 
 /// Deliver `msg` to the INBOX of each local recipient. Returns an SMTP reply
 /// line on failure; on `Ok` the message is on disk and indexed.
-pub fn local(ctx: &Ctx, msg: &[u8], rcpts: &[String]) -> Result<(), String> {
-    let targets: Vec<(&str, &str)> = rcpts.iter().map(|r| (r.as_str(), "INBOX")).collect();
-    let now = crate::auth::now_secs();
-    match ctx.store.deliver(
-        msg,
-        &targets,
-        &Flags::default(),
-        now,
-        Some(ctx.cfg.max_mailbox_size),
-    ) {
-        Ok(done) => {
-            for (_, mb, _) in &done {
-                ctx.hub.notify(mb.id, None);
-            }
+pub async fn local(ctx: &Ctx, msg: &[u8], rcpts: &[String]) -> Result<(), String> {
+    let targets = rcpts
+        .iter()
+        .map(|r| (r.clone(), "INBOX".to_string()))
+        .collect();
+    match store_message(ctx, msg.to_vec(), targets, None).await {
+        Ok(d) => {
+            announce(ctx, &d);
             Ok(())
         }
-        Err(StoreError::OverQuota) => {
-            Err("552 5.2.2 Quota exceeded (mailbox for user is full)".into())
-        }
-        Err(StoreError::NotFound) => Err("550 5.1.1 User doesn't exist".into()),
-        Err(e) => {
-            log::error!("delivery failed: {e}");
-            Err("451 4.3.0 Local delivery failed, try again later".into())
-        }
+        Err(e) => Err(reply_for(e)),
     }
 }
 
 /// Submission: local recipients get the message now, remote ones go to the
 /// durable outbound queue — both in one index transaction, before the `250`.
-pub fn local_and_remote(ctx: &Ctx, msg: &[u8], from: &str, rcpts: &[String]) -> Result<(), String> {
-    let mut local: Vec<&str> = Vec::new();
+pub async fn local_and_remote(
+    ctx: &Ctx,
+    msg: &[u8],
+    from: &str,
+    rcpts: &[String],
+) -> Result<(), String> {
+    let mut targets: Vec<(String, String)> = Vec::new();
     let mut per_domain: Vec<(String, Vec<String>)> = Vec::new();
     for r in rcpts {
         let domain = r.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
         if ctx.cfg.is_local_domain(domain) {
-            local.push(r);
+            targets.push((r.clone(), "INBOX".to_string()));
         } else {
             match per_domain.iter_mut().find(|(d, _)| d == domain) {
                 Some((_, v)) => v.push(r.clone()),
@@ -49,36 +136,19 @@ pub fn local_and_remote(ctx: &Ctx, msg: &[u8], from: &str, rcpts: &[String]) -> 
             }
         }
     }
-    if per_domain.is_empty() {
-        return self::local(ctx, msg, rcpts);
-    }
-    let targets: Vec<(&str, &str)> = local.iter().map(|r| (*r, "INBOX")).collect();
-    let out = crate::store::Outbound {
-        mail_from: from.to_string(),
-        per_domain,
+    let outbound = if per_domain.is_empty() {
+        None
+    } else {
+        Some(Outbound {
+            mail_from: from.to_string(),
+            per_domain,
+        })
     };
-    let now = crate::auth::now_secs();
-    match ctx.store.deliver_and_queue(
-        msg,
-        &targets,
-        Some(&out),
-        &Flags::default(),
-        now,
-        Some(ctx.cfg.max_mailbox_size),
-    ) {
-        Ok((done, _)) => {
-            for (_, mb, _) in &done {
-                ctx.hub.notify(mb.id, None);
-            }
-            let _ = ctx.outq.try_send(());
+    match store_message(ctx, msg.to_vec(), targets, outbound).await {
+        Ok(d) => {
+            announce(ctx, &d);
             Ok(())
         }
-        Err(StoreError::OverQuota) => {
-            Err("552 5.2.2 Quota exceeded (mailbox for user is full)".into())
-        }
-        Err(e) => {
-            log::error!("delivery failed: {e}");
-            Err("451 4.3.0 Local delivery failed, try again later".into())
-        }
+        Err(e) => Err(reply_for(e)),
     }
 }

@@ -127,6 +127,7 @@ fn serve(cfg: Config) -> Result<(), String> {
         outq: outq_tx,
         client_tls,
         outbound_smtp_only: Default::default(),
+        committer: Default::default(),
         ratelimit: std::cell::RefCell::new(chatrelay::smtp::ratelimit::RateLimiter::new(
             cfg.max_user_send_per_minute,
             cfg.max_user_send_burst_size,

@@ -29,6 +29,7 @@ pub struct Ctx {
     pub outq: async_channel::Sender<()>,
     pub client_tls: crate::tls::ClientConfigs,
     pub outbound_smtp_only: crate::outbound::SmtpOnly,
+    pub committer: crate::deliver::Committer,
     pub ratelimit: std::cell::RefCell<crate::smtp::ratelimit::RateLimiter>,
     pub imap_conns: Rc<Cell<usize>>,
     pub smtp_conns: Rc<Cell<usize>>,
@@ -223,6 +224,8 @@ pub async fn run(
         .detach();
     }
     ex.spawn(crate::outbound::run(ex.clone(), ctx.clone(), outq))
+        .detach();
+    ex.spawn(crate::deliver::run_committer(ctx.clone()))
         .detach();
     eprintln!("chatrelay ready: {} ", cfg.mail_domain);
     future::pending::<()>().await;

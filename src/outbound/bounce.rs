@@ -37,7 +37,7 @@ pub fn build(
 }
 
 /// Deliver a DSN to the (local) sender; bounces of bounces are dropped.
-pub fn send(ctx: &Ctx, e: &QueueEntry, original: &[u8], failed: &[(String, String)]) {
+pub async fn send(ctx: &Ctx, e: &QueueEntry, original: &[u8], failed: &[(String, String)]) {
     if e.mail_from.is_empty() {
         return;
     }
@@ -50,7 +50,7 @@ pub fn send(ctx: &Ctx, e: &QueueEntry, original: &[u8], failed: &[(String, Strin
         crate::auth::now_secs(),
         e.id,
     );
-    if let Err(r) = crate::deliver::local(ctx, &dsn, std::slice::from_ref(&e.mail_from)) {
+    if let Err(r) = crate::deliver::local(ctx, &dsn, std::slice::from_ref(&e.mail_from)).await {
         log::warn!("bounce could not be delivered: {r}");
     }
 }

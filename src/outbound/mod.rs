@@ -163,7 +163,7 @@ async fn attempt(ctx: &Ctx, mut e: QueueEntry) {
     }
     if !failed.is_empty() {
         log::info!("queue: {} recipient(s) failed permanently", failed.len());
-        bounce::send(ctx, &e, &body, &failed);
+        bounce::send(ctx, &e, &body, &failed).await;
     }
     if retry.is_empty() {
         if let Err(err) = ctx.store.queue_done(e.id) {

@@ -82,7 +82,7 @@ impl Smtp {
                     Err(r) => r,
                 }
             }
-            None => self.accept_message(&msg),
+            None => self.accept_message(&msg).await,
         };
         self.reset();
         self.reply(&reply);
@@ -90,7 +90,7 @@ impl Smtp {
     }
 
     /// Policy, scrub, deliver; returns the reply line.
-    fn accept_message(&mut self, raw: &[u8]) -> String {
+    async fn accept_message(&mut self, raw: &[u8]) -> String {
         let from = self.mail_from.clone().unwrap_or_default();
         let rcpts = self.rcpts.clone();
         match crate::policy::check_outgoing(raw, &from, &rcpts) {
@@ -101,7 +101,7 @@ impl Smtp {
             }
         }
         let clean = crate::policy::scrub_outgoing(raw);
-        match crate::deliver::local_and_remote(&self.ctx, &clean, &from, &rcpts) {
+        match crate::deliver::local_and_remote(&self.ctx, &clean, &from, &rcpts).await {
             Ok(()) => "250 2.0.0 Ok: queued".to_string(),
             Err(r) => r,
         }

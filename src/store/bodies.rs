@@ -13,6 +13,27 @@ pub struct Bodies {
     tmp: PathBuf,
 }
 
+/// Write `data` to `tmp`, fsync, rename to `dst`, fsync `dst`'s directory.
+/// Needs no store handle, so it can run on a blocking thread.
+pub fn write_durable(tmp: &Path, dst: &Path, data: &[u8]) -> io::Result<()> {
+    {
+        let mut f = File::create(tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    let dir = dst
+        .parent()
+        .ok_or_else(|| io::Error::other("body path without parent"))?;
+    if let Err(e) = fs::rename(tmp, dst) {
+        if e.kind() != io::ErrorKind::NotFound {
+            return Err(e);
+        }
+        fs::create_dir_all(dir)?;
+        fs::rename(tmp, dst)?;
+    }
+    fsync_dir(dir)
+}
+
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }

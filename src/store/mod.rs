@@ -10,7 +10,23 @@ mod bodies;
 mod codec;
 mod queue;
 
+pub use bodies::write_durable;
 pub use queue::{Outbound, QueueEntry};
+
+/// Local deliveries (address, mailbox, uid) and queue entries of one item.
+pub type Delivered = (Vec<(String, Mailbox, u32)>, Vec<QueueEntry>);
+
+/// One delivery for `index_batch`; its body is already durable.
+pub struct BatchItem {
+    pub body_id: u64,
+    pub size: u64,
+    /// (address, mailbox name)
+    pub targets: Vec<(String, String)>,
+    pub outbound: Option<Outbound>,
+    pub flags: Flags,
+    pub internal_date: i64,
+    pub limit: Option<u64>,
+}
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -618,7 +634,7 @@ impl Store {
         flags: &Flags,
         internal_date: i64,
         limit: Option<u64>,
-    ) -> Result<(Vec<(String, Mailbox, u32)>, Vec<QueueEntry>)> {
+    ) -> Result<Delivered> {
         let (id, _) = self.new_body()?;
         self.bodies.write(id, data)?;
         self.index_delivery_q(
@@ -656,65 +672,146 @@ impl Store {
         flags: &Flags,
         internal_date: i64,
         limit: Option<u64>,
-    ) -> Result<(Vec<(String, Mailbox, u32)>, Vec<QueueEntry>)> {
-        let result = (|| {
+    ) -> Result<Delivered> {
+        let item = BatchItem {
+            body_id,
+            size,
+            targets: targets
+                .iter()
+                .map(|(a, m)| (a.to_string(), m.to_string()))
+                .collect(),
+            outbound: outbound.map(|o| Outbound {
+                mail_from: o.mail_from.clone(),
+                per_domain: o.per_domain.clone(),
+            }),
+            flags: flags.clone(),
+            internal_date,
+            limit,
+        };
+        self.index_batch(std::slice::from_ref(&item))
+            .pop()
+            .unwrap_or(Err(StoreError::Invalid("empty batch")))
+    }
+
+    /// Group commit: index several deliveries (bodies already durable) in one
+    /// write transaction — one fsync of the index for the whole batch. Each
+    /// item succeeds or fails on its own (e.g. over quota); a failed commit
+    /// fails all. Bodies of failed items are removed.
+    pub fn index_batch(&self, items: &[BatchItem]) -> Vec<Result<Delivered>> {
+        let mut results: Vec<Result<Delivered>> = Vec::with_capacity(items.len());
+        let outcome = (|| -> Result<()> {
             let tx = self.db.begin_write()?;
-            let mut out = Vec::new();
-            let queued = match outbound {
-                Some(o) => Self::enqueue_tx(&tx, body_id, size, o, internal_date)?,
-                None => Vec::new(),
-            };
+            // Quota use including earlier items of this batch.
+            let mut used: HashMap<String, u64> = HashMap::new();
+            for item in items {
+                results.push(Self::index_item_tx(&tx, item, &mut used));
+            }
             {
-                let mut mbt = tx.open_table(MAILBOXES)?;
-                let mut mt = tx.open_table(MESSAGES)?;
                 let mut qt = tx.open_table(QUOTA)?;
-                let mut pending: HashMap<String, u64> = HashMap::new();
-                for (addr, name) in targets {
-                    let mut mb = mbt
-                        .get((*addr, *name))?
-                        .and_then(|v| Mailbox::decode(name, v.value()))
-                        .ok_or(StoreError::NotFound)?;
-                    let used = match pending.get(*addr) {
-                        Some(u) => *u,
-                        None => qt.get(*addr)?.map(|v| v.value()).unwrap_or(0),
-                    };
-                    if let Some(l) = limit {
-                        if used + size > l {
-                            return Err(StoreError::OverQuota);
-                        }
-                    }
-                    pending.insert(addr.to_string(), used + size);
-                    let uid = mb.uidnext;
-                    mb.uidnext += 1;
-                    let m = Message {
-                        uid,
-                        body_id,
-                        size,
-                        internal_date,
-                        flags: flags.clone(),
-                    };
-                    mt.insert((mb.id, uid), m.encode().as_slice())?;
-                    mbt.insert((*addr, *name), mb.encode().as_slice())?;
-                    out.push((addr.to_string(), mb, uid));
+                for (a, u) in &used {
+                    qt.insert(a.as_str(), *u)?;
                 }
-                for (a, u) in pending {
-                    qt.insert(a.as_str(), u)?;
-                }
-                let refs = out.len() + queued.len();
-                tx.open_table(BODIES)?.insert(body_id, refs as u32)?;
             }
             tx.commit()?;
-            Ok((out, queued))
+            Ok(())
         })();
-        if result.is_err()
-            || result
+        if let Err(e) = outcome {
+            let msg = e.to_string();
+            results = items
+                .iter()
+                .map(|_| Err(StoreError::Db(msg.clone())))
+                .collect();
+        }
+        for (item, r) in items.iter().zip(&results) {
+            let empty = r
                 .as_ref()
                 .map(|(v, q)| v.is_empty() && q.is_empty())
-                .unwrap_or(false)
-        {
-            self.bodies.remove(body_id);
+                .unwrap_or(true);
+            if empty {
+                self.bodies.remove(item.body_id);
+            }
         }
-        result
+        results
+    }
+
+    /// One delivery inside a batch transaction: all checks first, then writes,
+    /// so a refused item leaves nothing behind.
+    fn index_item_tx(
+        tx: &redb::WriteTransaction,
+        item: &BatchItem,
+        used: &mut HashMap<String, u64>,
+    ) -> Result<Delivered> {
+        let mut mbt = tx.open_table(MAILBOXES)?;
+        let qt = tx.open_table(QUOTA)?;
+        let mut boxes = Vec::with_capacity(item.targets.len());
+        let mut add: HashMap<&str, u64> = HashMap::new();
+        for (addr, name) in &item.targets {
+            let mb = mbt
+                .get((addr.as_str(), name.as_str()))?
+                .and_then(|v| Mailbox::decode(name, v.value()))
+                .ok_or(StoreError::NotFound)?;
+            let base = match used.get(addr) {
+                Some(u) => *u,
+                None => qt.get(addr.as_str())?.map(|v| v.value()).unwrap_or(0),
+            };
+            let a = add.entry(addr.as_str()).or_insert(0);
+            *a += item.size;
+            if let Some(l) = item.limit {
+                if base + *a > l {
+                    return Err(StoreError::OverQuota);
+                }
+            }
+            boxes.push(mb);
+        }
+        drop(qt);
+        for (addr, n) in &add {
+            let base = match used.get(*addr) {
+                Some(u) => *u,
+                None => tx
+                    .open_table(QUOTA)?
+                    .get(*addr)?
+                    .map(|v| v.value())
+                    .unwrap_or(0),
+            };
+            used.insert(addr.to_string(), base + n);
+        }
+        let queued = match &item.outbound {
+            Some(o) => Self::enqueue_tx(tx, item.body_id, item.size, o, item.internal_date)?,
+            None => Vec::new(),
+        };
+        let mut out = Vec::with_capacity(boxes.len());
+        let mut mt = tx.open_table(MESSAGES)?;
+        for ((addr, name), mut mb) in item.targets.iter().zip(boxes) {
+            // Re-read: an earlier target of this item may be the same mailbox.
+            if let Some(cur) = mbt
+                .get((addr.as_str(), name.as_str()))?
+                .and_then(|v| Mailbox::decode(name, v.value()))
+            {
+                mb = cur;
+            }
+            let uid = mb.uidnext;
+            mb.uidnext += 1;
+            let m = Message {
+                uid,
+                body_id: item.body_id,
+                size: item.size,
+                internal_date: item.internal_date,
+                flags: item.flags.clone(),
+            };
+            mt.insert((mb.id, uid), m.encode().as_slice())?;
+            mbt.insert((addr.as_str(), name.as_str()), mb.encode().as_slice())?;
+            out.push((addr.clone(), mb, uid));
+        }
+        let refs = out.len() + queued.len();
+        if refs > 0 {
+            tx.open_table(BODIES)?.insert(item.body_id, refs as u32)?;
+        }
+        Ok((out, queued))
+    }
+
+    /// Paths for writing body `id` off the event loop: (tmp, final).
+    pub fn body_write_paths(&self, id: u64) -> (PathBuf, PathBuf) {
+        (self.bodies.tmp_path(id), self.bodies.path(id))
     }
 
     /// Place a fully written and fsynced tmp file (from `new_body`) as body `id`.

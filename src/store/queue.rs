@@ -7,6 +7,7 @@ use super::{Result, Store, StoreError, BODIES, QUEUE};
 use redb::ReadableTable;
 
 /// What a submission hands to the queue.
+#[derive(Debug, Clone)]
 pub struct Outbound {
     /// Envelope sender; empty for bounces (null sender).
     pub mail_from: String,
