@@ -128,6 +128,11 @@ fn serve(cfg: Config) -> Result<(), String> {
         client_tls,
         outbound_smtp_only: Default::default(),
         committer: Default::default(),
+        resolver: if cfg.dns_servers.is_empty() {
+            chatrelay::dns::Resolver::from_resolv_conf()
+        } else {
+            chatrelay::dns::Resolver::new(cfg.dns_servers.clone())
+        },
         ratelimit: std::cell::RefCell::new(chatrelay::smtp::ratelimit::RateLimiter::new(
             cfg.max_user_send_per_minute,
             cfg.max_user_send_burst_size,

@@ -30,6 +30,7 @@ pub struct Ctx {
     pub client_tls: crate::tls::ClientConfigs,
     pub outbound_smtp_only: crate::outbound::SmtpOnly,
     pub committer: crate::deliver::Committer,
+    pub resolver: crate::dns::Resolver,
     pub ratelimit: std::cell::RefCell<crate::smtp::ratelimit::RateLimiter>,
     pub imap_conns: Rc<Cell<usize>>,
     pub smtp_conns: Rc<Cell<usize>>,

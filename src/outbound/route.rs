@@ -39,11 +39,57 @@ pub async fn targets(ctx: &Ctx, domain: &str) -> Result<Vec<Target>, RcptResult>
     crate::outbound::route::resolve_mx(ctx, domain).await
 }
 
-/// MX resolution through the DNS resolver (wired in by the DNS module).
-pub async fn resolve_mx(_ctx: &Ctx, domain: &str) -> Result<Vec<Target>, RcptResult> {
-    Err(RcptResult::Temp(format!(
-        "421 DNS resolution failed for {domain}: no resolver configured"
-    )))
+/// MX resolution (spec §5.4): null MX and NXDOMAIN are permanent, other DNS
+/// failures temporary; no MX means the domain itself (implicit MX).
+pub async fn resolve_mx(ctx: &Ctx, domain: &str) -> Result<Vec<Target>, RcptResult> {
+    use crate::dns::{DnsError, MxResult};
+    let hosts: Vec<String> = match ctx.resolver.mx(domain).await {
+        Ok(MxResult::NullMx) => {
+            return Err(RcptResult::Perm(
+                "556 5.1.10 Permanent failure: Recipient address has null MX".into(),
+            ))
+        }
+        Ok(MxResult::Implicit(d)) => vec![d],
+        Ok(MxResult::Hosts(v)) => v.into_iter().map(|(_, h)| h).collect(),
+        Err(DnsError::NxDomain) => {
+            return Err(RcptResult::Perm(format!(
+                "512 Domain {domain} does not exist"
+            )))
+        }
+        Err(e) => {
+            return Err(RcptResult::Temp(format!(
+                "421 DNS resolution failed for {domain}: {e}"
+            )))
+        }
+    };
+    let mut out = Vec::new();
+    for host in hosts.into_iter().take(10) {
+        let mut addrs: Vec<IpAddr> = Vec::new();
+        if let Ok(v4) = ctx.resolver.ipv4(&host).await {
+            addrs.extend(v4.into_iter().map(IpAddr::V4));
+        }
+        if !ctx.cfg.disable_ipv6 {
+            if let Ok(v6) = ctx.resolver.ipv6(&host).await {
+                addrs.extend(v6.into_iter().map(IpAddr::V6));
+            }
+        }
+        if addrs.is_empty() {
+            continue;
+        }
+        // `_` domains use self-signed certificates (spec §5.4).
+        let relaxed = domain.starts_with('_') || host.starts_with('_');
+        out.push(Target {
+            host,
+            addrs,
+            relaxed,
+        });
+    }
+    if out.is_empty() {
+        return Err(RcptResult::Temp(format!(
+            "421 DNS resolution failed for {domain}: no address for any MX host"
+        )));
+    }
+    Ok(out)
 }
 
 /// Try every target in order until one gives an answer (spec §5.4 steps 1–3).
