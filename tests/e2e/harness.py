@@ -500,6 +500,11 @@ def smtp_login(relay: Relay, creds: Creds, **kw) -> smtplib.SMTP:
     return smtp
 
 
+# imaplib refuses commands it does not know; teach it the extensions we use.
+for _cmd in ("GETMETADATA", "SETMETADATA", "ID", "IDLE", "ENABLE", "UNSELECT", "MOVE"):
+    imaplib.Commands.setdefault(_cmd, ("AUTH", "SELECTED"))
+
+
 class _SourceIMAP4_SSL(imaplib.IMAP4_SSL):
     def __init__(self, host, port, ssl_context, source_address, timeout):
         self._source_address = source_address
@@ -747,8 +752,8 @@ def wait_event(account, pred: Callable, timeout: float = 60.0, what: str = "even
         remaining = end - time.monotonic()
         if remaining <= 0:
             raise AssertionError(
-                f"account {account.id}: no {what} within {timeout}s; last events:\n  "
-                + "\n  ".join(seen[-25:])
+                f"account {account.id}: no {what} within {timeout:.0f}s; last events:\n  "
+                + "\n  ".join(seen[-60:])
             )
         try:
             raw = q.get(timeout=min(remaining, 1.0))
@@ -758,8 +763,10 @@ def wait_event(account, pred: Callable, timeout: float = 60.0, what: str = "even
         if ev.kind in ("Warning", "Error", "MsgFailed", "ErrorSelfNotInGroup"):
             log.warning("account %s: %s", account.id, raw)
             seen.append(f"{ev.kind}: {raw.get('msg', raw)}")
+        elif ev.kind == "Info":
+            seen.append(f"Info: {str(raw.get('msg'))[:300]}")
         else:
-            seen.append(ev.kind)
+            seen.append(json.dumps(raw)[:300])
         if pred(ev):
             return ev
 
@@ -771,15 +778,32 @@ def wait_kind(account, kind: str, timeout: float = 60.0, **fields):
     return wait_event(account, pred, timeout, what=f"{kind} {fields or ''}")
 
 
-def wait_incoming_msg(account, timeout: float = 60.0, text: Optional[str] = None):
-    """Wait for an IncomingMsg (optionally with the given text); return its Message."""
+def wait_incoming_msg(account, timeout: float = 60.0, text: Optional[str] = None,
+                      exclude: tuple = ()):
+    """Wait until a new incoming (not info, not own) message shows up; return it.
+
+    Core announces a new message with IncomingMsg, but in some chats (e.g. a
+    group that is still a contact request) only with MsgsChanged: both count.
+    ``text`` picks the message with that text; ``exclude`` skips message ids
+    already seen.
+    """
     end = time.monotonic() + timeout
-    while True:
-        remaining = max(0.1, end - time.monotonic())
-        ev = wait_event(account, lambda e: e.kind == "IncomingMsg", remaining, what="IncomingMsg")
-        msg = account.get_message_by_id(ev.msg_id)
-        if text is None or msg.get_snapshot().text == text:
-            return msg
+    checked: set = set(exclude)
+
+    def pred(ev):
+        if ev.kind not in ("IncomingMsg", "MsgsChanged") or not ev.get("msg_id"):
+            return False
+        if ev.msg_id in checked:
+            return False
+        snap = account.get_message_by_id(ev.msg_id).get_snapshot()
+        if snap.from_id == 1 or snap.is_info:  # own message or info message
+            return False
+        checked.add(ev.msg_id)
+        return text is None or snap.text == text
+
+    ev = wait_event(account, pred, max(0.1, end - time.monotonic()),
+                    what=f"incoming message {text!r}" if text else "incoming message")
+    return account.get_message_by_id(ev.msg_id)
 
 
 def wait_msg_delivered(account, msg, timeout: float = 60.0):
