@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod deliver;
+pub mod dkim;
 pub mod dns;
 pub mod hasher;
 pub mod http;
