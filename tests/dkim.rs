@@ -660,8 +660,12 @@ fn opendkim_verifies(dir: &Path, records: &[(&str, String)], msg: &str) -> Resul
 
 /// OpenDKIM signs; returns the DKIM-Signature field (CRLF line endings).
 fn opendkim_sign(dir: &Path, keyfile: &Path, canon: &str, msg: &str) -> String {
+    opendkim_sign_with(dir, keyfile, canon, "", msg)
+}
+
+fn opendkim_sign_with(dir: &Path, keyfile: &Path, canon: &str, extra: &str, msg: &str) -> String {
     let conf = format!(
-        "Mode s\nSyslog no\nDomain example.org\nSelector odk\nKeyFile {}\nSignatureAlgorithm rsa-sha256\nCanonicalization {canon}\nOversignHeaders From,Subject,Reply-To\n",
+        "Mode s\nSyslog no\nDomain example.org\nSelector odk\nKeyFile {}\nSignatureAlgorithm rsa-sha256\nCanonicalization {canon}\nOversignHeaders From,Subject,Reply-To\n{extra}",
         keyfile.display()
     );
     let out = run_opendkim(dir, &conf, msg);
@@ -786,6 +790,18 @@ fn opendkim_signed_verified_by_us() {
         failures.join("\n\n")
     );
 
+    // x= (SignatureTTL): valid before, expired after.
+    let sig = opendkim_sign_with(&dir, &keyfile, "relaxed/simple", "SignatureTTL 60\n", MSG);
+    let signed = prepend(&sig, MSG);
+    let ps = &dkim::signatures(signed.as_bytes())[0];
+    let p = ps.parsed.as_ref().unwrap();
+    let (t, x) = (p.timestamp.unwrap(), p.expiration.unwrap());
+    assert_eq!(x, t + 60);
+    dkim::verify_with_key_at(signed.as_bytes(), ps, &record, Some(t + 10)).unwrap();
+    dkim::verify_with_key_at(signed.as_bytes(), ps, &record, None).unwrap();
+    let e = dkim::verify_with_key_at(signed.as_bytes(), ps, &record, Some(x + 1)).unwrap_err();
+    assert!(e.contains("expired"), "{e}");
+
     // An upstream relay's key (PKCS#1 PEM from opendkim-genkey) can be
     // copied in and used for signing; OpenDKIM verifies the result.
     let data = tmpdir("migrate");
@@ -820,4 +836,125 @@ fn ed25519_verified_by_opendkim() {
         &signed,
     )
     .unwrap();
+}
+
+#[test]
+fn duplicate_headers_bottom_up() {
+    // RFC 6376 §5.4.2: instances are taken bottom-up; swapping two signed
+    // duplicates changes the hash input, and removing one breaks it too.
+    let m = "From: alice@example.org\r\nSubject: one\r\nTo: x@example.net\r\nSubject: two\r\n\r\nbody\r\n";
+    let signed = prepend(
+        &dkim::sign(m.as_bytes(), "example.org", "sel", rsa_key(), NOW).unwrap(),
+        m,
+    );
+    let s = &dkim::signatures(signed.as_bytes())[0];
+    let h = &s.parsed.as_ref().unwrap().headers;
+    assert_eq!(h.iter().filter(|n| *n == "subject").count(), 3);
+    let ok = |m: &str| check(m, "example.org", rsa_key(), "sel", "example.org") == Verdict::Pass;
+    assert!(ok(&signed));
+    assert!(!ok(&signed
+        .replace("Subject: one", "Subject: tmp")
+        .replace("Subject: two", "Subject: one")
+        .replace("Subject: tmp", "Subject: two")));
+    assert!(!ok(&signed.replace("Subject: one\r\n", "")));
+    assert!(!ok(&signed.replace(
+        "To: x@example.net\r\n",
+        "To: x@example.net\r\nSubject: three\r\n"
+    )));
+    // Moving an unsigned field or a signed one relative to other names is fine.
+    assert!(ok(&signed.replace(
+        "To: x@example.net\r\nSubject: two\r\n",
+        "Subject: two\r\nTo: x@example.net\r\n"
+    )));
+}
+
+/// A small deterministic mutation fuzzer on stable (the libFuzzer target
+/// `fuzz/fuzz_targets/dkim_verify.rs` does the same at scale): mutated
+/// signed messages and key records never panic, and a mutation inside the
+/// signed From field never passes.
+#[test]
+fn mutations_never_panic() {
+    let signed = signed_msg();
+    let rec = rsa_key().dns_record();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    for _ in 0..1500 {
+        let mut m = signed.clone().into_bytes();
+        let mut r = rec.clone().into_bytes();
+        for _ in 0..1 + rnd(4) {
+            let target = if rnd(4) == 0 { &mut r } else { &mut m };
+            let i = rnd(target.len() + 1);
+            match rnd(3) {
+                0 if i < target.len() => target[i] = b"\r\n:;= \tab=\"\\\xff"[rnd(13)],
+                1 if i < target.len() => {
+                    target.remove(i);
+                }
+                _ => target.insert(i, b";=\r\n \tAb"[rnd(8)]),
+            }
+        }
+        let r = String::from_utf8_lossy(&r).into_owned();
+        let _ = parse_key_record(&r);
+        for s in dkim::signatures(&m) {
+            let _ = dkim::verify_with_key(&m, &s, &r);
+        }
+        let _ = dkim::check_aligned(&m, "example.org", |_, _| Some(r.clone()));
+    }
+    // Any change to the From value is caught.
+    let from_at = signed.find("From: Alice").unwrap() + 6;
+    for i in 0..10 {
+        let mut m = signed.clone().into_bytes();
+        m[from_at + i] ^= 0x20;
+        assert!(matches!(
+            dkim::check_aligned(&m, "example.org", |_, _| Some(rec.clone())),
+            Verdict::Fail(_)
+        ));
+    }
+}
+
+/// RFC 8301 §3.2: 1024-bit RSA keys still verify; shorter ones do not.
+#[test]
+fn rsa_key_sizes_from_opendkim() {
+    opendkim();
+    for (bits, ok) in [(1024, true), (4096, true), (512, false)] {
+        let dir = tmpdir("odk-bits");
+        let out = Command::new("/usr/sbin/opendkim-genkey")
+            .args([
+                "-b",
+                &bits.to_string(),
+                "-d",
+                "example.org",
+                "-s",
+                "odk",
+                "-D",
+            ])
+            .arg(&dir)
+            .output()
+            .expect("opendkim-genkey");
+        assert!(out.status.success(), "{out:?}");
+        let keyfile = dir.join("odk.private");
+        fs::set_permissions(&keyfile, fs::Permissions::from_mode(0o600)).unwrap();
+        let zone = fs::read_to_string(dir.join("odk.txt")).unwrap();
+        let record: String = zone.split('"').skip(1).step_by(2).collect();
+        let conf = format!(
+            "Mode s\nSyslog no\nDomain example.org\nSelector odk\nKeyFile {}\nSignatureAlgorithm rsa-sha256\nMinimumKeyBits 512\n",
+            keyfile.display()
+        );
+        let out = run_opendkim(&dir, &conf, MSG);
+        let Some(start) = out.find("hname='DKIM-Signature' hvalue='") else {
+            assert!(!ok, "OpenDKIM did not sign with {bits} bits:\n{out}");
+            continue;
+        };
+        let rest = &out[start + "hname='DKIM-Signature' hvalue='".len()..];
+        let value = &rest[..rest.find('\'').unwrap()];
+        let signed = format!("DKIM-Signature: {}\r\n{MSG}", value.replace('\n', "\r\n"));
+        let v = dkim::check_aligned(signed.as_bytes(), "example.org", |_, _| {
+            Some(record.clone())
+        });
+        assert_eq!(v == Verdict::Pass, ok, "{bits} bits: {v:?}");
+    }
 }
