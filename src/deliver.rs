@@ -55,13 +55,20 @@ pub async fn store_message(
     outbound: Option<Outbound>,
 ) -> Result<Delivered, StoreError> {
     let (id, _) = ctx.store.new_body()?;
-    let (tmp, dst) = ctx.store.body_write_paths(id);
     let size = msg.len() as u64;
-    let written = blocking::unblock(move || crate::store::write_durable(&tmp, &dst, &msg)).await;
-    if let Err(e) = written {
-        ctx.store.discard_body(id);
-        return Err(StoreError::Io(e));
-    }
+    let inline = if msg.len() <= crate::store::INLINE_MAX {
+        // Small: it rides in the index transaction (the common chat message).
+        Some(msg)
+    } else {
+        let (tmp, dst) = ctx.store.body_write_paths(id);
+        let written =
+            blocking::unblock(move || crate::store::write_durable(&tmp, &dst, &msg)).await;
+        if let Err(e) = written {
+            ctx.store.discard_body(id);
+            return Err(StoreError::Io(e));
+        }
+        None
+    };
     let item = BatchItem {
         body_id: id,
         size,
@@ -70,6 +77,7 @@ pub async fn store_message(
         flags: Flags::default(),
         internal_date: crate::auth::now_secs(),
         limit: Some(ctx.cfg.max_mailbox_size),
+        inline,
     };
     let (tx, rx) = async_channel::bounded(1);
     ctx.committer.pending.borrow_mut().push((item, tx));

@@ -161,7 +161,7 @@ impl Session {
                     .iter()
                     .all(|i| is_full_body(i) || !needs_content(std::slice::from_ref(i)));
             let raw: Vec<u8> = if content && !stream {
-                match std::fs::read(&path) {
+                match self.ctx.store.read_body(m.body_id) {
                     Ok(r) => r,
                     Err(e) => {
                         log::error!("cannot read a message body: {e}");

@@ -126,7 +126,7 @@ impl Session {
             };
             let m = &msgs[mi];
             let raw = if content {
-                std::fs::read(self.ctx.store.body_path(m.body_id)).ok()
+                self.ctx.store.read_body(m.body_id).ok()
             } else {
                 None
             };

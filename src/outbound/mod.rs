@@ -123,7 +123,7 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, ctx: Rc<Ctx>, wake: async_chann
 /// One delivery attempt for one queue entry, then bookkeeping: done, retry
 /// later, or bounce.
 async fn attempt(ctx: &Ctx, mut e: QueueEntry) {
-    let body = match std::fs::read(ctx.store.body_path(e.body_id)) {
+    let body = match ctx.store.read_body(e.body_id) {
         Ok(b) => b,
         Err(err) => {
             log::error!(

@@ -3,7 +3,7 @@
 //! message is queued before its `250` and survives `kill -9`.
 
 use super::codec::{Dec, Enc};
-use super::{Result, Store, StoreError, BODIES, QUEUE};
+use super::{Result, Store, StoreError, BODIES, INLINE, QUEUE};
 use redb::ReadableTable;
 
 /// What a submission hands to the queue.
@@ -134,6 +134,7 @@ impl Store {
             let rc = b.get(e.body_id)?.map(|v| v.value()).unwrap_or(1);
             if rc <= 1 {
                 b.remove(e.body_id)?;
+                tx.open_table(INLINE)?.remove(e.body_id)?;
                 freed = Some(e.body_id);
             } else {
                 b.insert(e.body_id, rc - 1)?;
