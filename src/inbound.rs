@@ -31,7 +31,50 @@ pub async fn accept(
     crate::deliver::local(ctx, &clean, rcpts).await
 }
 
-/// DKIM verification (filled in by the DKIM module).
-pub async fn verify_origin(_ctx: &Ctx, _raw: &[u8], _from_domain: &str) -> Result<(), String> {
-    Err("554 5.7.1 No DKIM signature found".into())
+/// Most key lookups per message (bounded work for hostile input).
+const MAX_KEY_LOOKUPS: usize = 8;
+
+/// Strict DKIM alignment (spec §6.2 step 5): a valid signature with
+/// `d=` equal to the From domain. Key records come from our resolver (which
+/// caches them by TTL).
+pub async fn verify_origin(ctx: &Ctx, raw: &[u8], from_domain: &str) -> Result<(), String> {
+    let mut keys = std::collections::HashMap::new();
+    for (sel, dom) in crate::dkim::key_queries(raw, from_domain)
+        .into_iter()
+        .take(MAX_KEY_LOOKUPS)
+    {
+        if let Ok(records) = ctx.resolver.txt(&format!("{sel}._domainkey.{dom}")).await {
+            // Several TXT records may exist; use the one that parses as a key.
+            if let Some(r) = records
+                .into_iter()
+                .find(|r| crate::dkim::parse_key_record(r).is_ok())
+            {
+                keys.insert((sel, dom), r);
+            }
+        }
+    }
+    match crate::dkim::check_aligned_with(raw, from_domain, &keys).reply() {
+        None => Ok(()),
+        Some((code, text)) => {
+            log::info!("incoming: rejected with {code} (DKIM)");
+            Err(format!("{code} {text}"))
+        }
+    }
+}
+
+/// Prepend our DKIM signature (spec §5.3) when we have a key (named domains).
+pub fn dkim_sign(ctx: &Ctx, msg: Vec<u8>) -> Vec<u8> {
+    let Some(key) = &ctx.dkim_key else { return msg };
+    let now = crate::auth::now_secs() as u64;
+    match crate::dkim::sign(&msg, &ctx.cfg.mail_domain, &ctx.cfg.dkim_selector, key, now) {
+        Ok(h) => {
+            let mut out = h.into_bytes();
+            out.extend_from_slice(&msg);
+            out
+        }
+        Err(e) => {
+            log::error!("DKIM signing failed: {e}");
+            msg
+        }
+    }
 }

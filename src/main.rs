@@ -11,6 +11,7 @@ use chatrelay::config::Config;
 const USAGE: &str = "usage:
   chatrelay serve  [--config chatmail.ini] [--data-dir DIR]   run the relay
   chatrelay invite [--config chatmail.ini] [--data-dir DIR]   print an invitation link and QR code
+  chatrelay dns    [--config chatmail.ini] [--data-dir DIR]   print the DNS records to publish (zone file lines)
   chatrelay version
 
 Without --config, chatrelay runs as a relay for the local network: the
@@ -107,6 +108,47 @@ fn print_invitation(cfg: &Config) {
     );
 }
 
+/// The records of spec §13 as zone-file lines (TTL 3600).
+fn print_dns(cfg: &Config) -> Result<(), String> {
+    if cfg.ip_literal.is_some() {
+        println!(
+            "; {} is an IP-literal relay: no DNS records are needed.",
+            cfg.mail_domain
+        );
+        return Ok(());
+    }
+    let d = &cfg.mail_domain;
+    let key =
+        chatrelay::dkim::SigningKey::load_or_generate(&cfg.data_dir, &cfg.dkim_selector, false)?;
+    let txt = key.dns_record();
+    // TXT character-strings are at most 255 bytes (RFC 1035 §3.3).
+    let chunks: Vec<String> = txt
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    println!("; required");
+    println!("{d}.  3600 IN A     <your public IPv4>");
+    println!("{d}.  3600 IN AAAA  <your public IPv6, if any>");
+    println!("{d}.  3600 IN MX    10 {d}.");
+    println!("mta-sts.{d}.  3600 IN CNAME {d}.");
+    println!("www.{d}.  3600 IN CNAME {d}.");
+    println!(
+        "{}._domainkey.{d}.  3600 IN TXT ( {} )",
+        cfg.dkim_selector,
+        chunks.join(" ")
+    );
+    println!("; recommended");
+    println!("{d}.  3600 IN TXT \"v=spf1 a ~all\"");
+    println!("_dmarc.{d}.  3600 IN TXT \"v=DMARC1;p=reject;adkim=s;aspf=s\"");
+    println!("_adsp._domainkey.{d}.  3600 IN TXT \"dkim=discardable\"");
+    println!("_submission._tcp.{d}.  3600 IN SRV 0 1 587 {d}.");
+    println!("_submissions._tcp.{d}.  3600 IN SRV 0 1 465 {d}.");
+    println!("_imap._tcp.{d}.  3600 IN SRV 0 1 143 {d}.");
+    println!("_imaps._tcp.{d}.  3600 IN SRV 0 1 993 {d}.");
+    Ok(())
+}
+
 fn serve(cfg: Config) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data folder {}: {e}", cfg.data_dir.display()))?;
@@ -116,6 +158,13 @@ fn serve(cfg: Config) -> Result<(), String> {
     let client_tls = chatrelay::tls::client_configs(cfg.tls_extra_ca.as_deref())
         .map_err(|e| format!("TLS: {e}"))?;
     let (outq_tx, outq_rx) = async_channel::bounded(1);
+    let dkim_key = match cfg.ip_literal {
+        Some(_) => None,
+        None => Some(
+            chatrelay::dkim::SigningKey::load_or_generate(&cfg.data_dir, &cfg.dkim_selector, false)
+                .map_err(|e| format!("DKIM key: {e}"))?,
+        ),
+    };
     let cfg = Rc::new(cfg);
     let store = Rc::new(store);
     let ctx = Rc::new(chatrelay::server::Ctx {
@@ -128,6 +177,7 @@ fn serve(cfg: Config) -> Result<(), String> {
         client_tls,
         outbound_smtp_only: Default::default(),
         committer: Default::default(),
+        dkim_key,
         resolver: if cfg.dns_servers.is_empty() {
             chatrelay::dns::Resolver::from_resolv_conf()
         } else {
@@ -161,6 +211,7 @@ fn main() -> ExitCode {
     let result = match args.cmd.as_str() {
         "serve" => load_config(&args).and_then(serve),
         "invite" => load_config(&args).map(|c| print_invitation(&c)),
+        "dns" => load_config(&args).and_then(|c| print_dns(&c)),
         "version" | "--version" => {
             println!("chatrelay {}", env!("CARGO_PKG_VERSION"));
             Ok(())

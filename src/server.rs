@@ -31,6 +31,8 @@ pub struct Ctx {
     pub outbound_smtp_only: crate::outbound::SmtpOnly,
     pub committer: crate::deliver::Committer,
     pub resolver: crate::dns::Resolver,
+    /// DKIM signing key; `None` for IP-literal relays (spec §5.3).
+    pub dkim_key: Option<crate::dkim::SigningKey>,
     pub ratelimit: std::cell::RefCell<crate::smtp::ratelimit::RateLimiter>,
     pub imap_conns: Rc<Cell<usize>>,
     pub smtp_conns: Rc<Cell<usize>>,

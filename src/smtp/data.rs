@@ -100,7 +100,14 @@ impl Smtp {
                 return r.line();
             }
         }
-        let clean = crate::policy::scrub_outgoing(raw);
+        let mut clean = crate::policy::scrub_outgoing(raw);
+        if rcpts.iter().any(|r| {
+            !r.rsplit_once('@')
+                .map(|(_, d)| self.ctx.cfg.is_local_domain(d))
+                .unwrap_or(true)
+        }) {
+            clean = crate::inbound::dkim_sign(&self.ctx, clean);
+        }
         match crate::deliver::local_and_remote(&self.ctx, &clean, &from, &rcpts).await {
             Ok(()) => "250 2.0.0 Ok: queued".to_string(),
             Err(r) => r,
