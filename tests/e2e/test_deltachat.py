@@ -246,3 +246,17 @@ def test_offline_recipient_gets_message_after_relay_restart(relay, dcf):
     receiver.start_io()
     msg = wait_incoming_msg(receiver, timeout=90, text="kept across the restart")
     assert msg.get_snapshot().show_padlock
+
+
+def test_underscore_domain_mode(relay_factory, dcf):
+    """A `_`-prefixed mail_domain: self-signed TLS, addresses in that domain."""
+    relay = relay_factory.make(mail_domain="_chatrelay.test")
+    r = requests.post(relay.https_url("/new"), verify=False, timeout=30)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert re.fullmatch(r"[a-z0-9]{9}@_chatrelay\.test", data["email"]), data["email"]
+    assert dclogin_params(data["dclogin_url"])["ic"] == "3"
+    ac1, ac2 = dcf.online(relay, 2)
+    assert ac1.get_config("configured_addr").endswith("@_chatrelay.test")
+    _assert_text_arrives_encrypted(ac1, ac2, "hello underscore")
+    _assert_text_arrives_encrypted(ac2, ac1, "hello back")

@@ -241,3 +241,98 @@ def test_submission_over_443_with_alpn_smtp(relay, users, gpg):
     finally:
         smtp.quit()
     assert len(_fetch_all(relay, b, 1)) == 1
+
+
+# --------------------------------------------------------------------------
+# bad input (issue "Relay core II", "Bad input")
+# --------------------------------------------------------------------------
+
+
+def _inbox_count(relay, creds) -> int:
+    imap = imap_login(relay, creds)
+    try:
+        typ, data = imap.select("INBOX", readonly=True)
+        assert typ == "OK", (typ, data)
+        return int(data[0])
+    finally:
+        imap.logout()
+
+
+def test_mail_before_auth_refused(relay, users, gpg):
+    a, b, _ = users
+    smtp = smtp_connect(relay)
+    try:
+        code, resp = smtp.mail(a.addr)
+        if code < 400:
+            code, resp = smtp.rcpt(b.addr)
+        assert 500 <= code < 600, (code, resp)
+    finally:
+        smtp.close()
+    assert _inbox_count(relay, b) == 0
+
+
+def test_auth_with_malformed_base64_refused_501(relay):
+    smtp = smtp_connect(relay)
+    try:
+        code, resp = smtp.docmd("AUTH", "PLAIN !!!not-base64!!!")
+        assert code == 501, (code, resp)
+        # The session goes on.
+        code, _ = smtp.noop()
+        assert code == 250
+    finally:
+        smtp.close()
+
+
+def test_data_without_rcpt_refused(relay, users):
+    a = users[0]
+    smtp = smtp_login(relay, a)
+    try:
+        code, resp = smtp.mail(a.addr)
+        assert code == 250, (code, resp)
+        code, resp = smtp.docmd("DATA")
+        # RFC 5321 §3.3: 503 (bad sequence) or 554 (no valid recipients).
+        assert code in (503, 554), (code, resp)
+    finally:
+        smtp.close()
+
+
+def test_disconnect_mid_data_stores_nothing(relay, users, gpg):
+    a, b, _ = users
+    msg = make_encrypted_message(gpg, a.addr, [b.addr], payload=os.urandom(50_000))
+    smtp = smtp_login(relay, a)
+    code, _ = smtp.mail(a.addr)
+    assert code == 250
+    code, _ = smtp.rcpt(b.addr)
+    assert code == 250
+    code, _ = smtp.docmd("DATA")
+    assert code == 354
+    smtp.sock.sendall(msg[: len(msg) // 2])
+    smtp.sock.close()
+    smtp.close()
+    # The relay lives on, stored nothing, and takes the next message.
+    smtp = smtp_login(relay, a)
+    try:
+        assert smtp.sendmail(a.addr, [b.addr], msg) == {}
+    finally:
+        smtp.quit()
+    [stored] = _fetch_all(relay, b, 1)
+    assert _inbox_count(relay, b) == 1
+    assert email.message_from_bytes(stored).get_payload()[1].get_payload().strip() == \
+        email.message_from_bytes(msg).get_payload()[1].get_payload().strip()
+
+
+def test_dot_stuffing_round_trip(relay, users, gpg):
+    """Lines that start with '.' (here in the MIME preamble) survive submission."""
+    a, b, _ = users
+    msg = make_encrypted_message(gpg, a.addr, [b.addr])
+    head, sep, body = msg.partition(b"\r\n\r\n")
+    preamble = b".\r\n..\r\n.leading dot\r\n"
+    msg = head + sep + preamble + body
+    smtp = smtp_login(relay, a)
+    try:
+        assert smtp.sendmail(a.addr, [b.addr], msg) == {}  # smtplib dot-stuffs
+    finally:
+        smtp.quit()
+    [stored] = _fetch_all(relay, b, 1)
+    assert b"\r\n\r\n" + preamble in stored, stored[:600]
+    assert stored.endswith(body), "message body changed in transit"
