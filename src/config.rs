@@ -75,6 +75,8 @@ pub struct Config {
     pub tls_extra_ca: Option<PathBuf>,
     /// DNS servers (`ip:port`, space-separated); empty = /etc/resolv.conf.
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Daily prune time, UTC (hour, minute).
+    pub prune_time: (u32, u32),
     /// DKIM selector (upstream: `opendkim`).
     pub dkim_selector: String,
     /// Keys that were present but unknown (warned about at startup).
@@ -359,6 +361,18 @@ impl Config {
                 out
             },
             dkim_selector: p.string("dkim_selector", "opendkim"),
+            prune_time: {
+                let v = p.string("prune_time", "00:02");
+                let bad =
+                    || ConfigError(format!("bad value for prune_time: {v:?} (expected HH:MM)"));
+                let (h, m) = v.trim().split_once(':').ok_or_else(bad)?;
+                let (h, m): (u32, u32) =
+                    (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+                if h > 23 || m > 59 {
+                    return Err(bad());
+                }
+                (h, m)
+            },
             unused_keys: Vec::new(),
             mail_domain,
         };

@@ -19,6 +19,7 @@ pub mod logger;
 pub mod net;
 pub mod outbound;
 pub mod policy;
+pub mod prune;
 pub mod server;
 pub mod smtp;
 pub mod store;

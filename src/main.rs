@@ -12,6 +12,9 @@ const USAGE: &str = "usage:
   chatrelay serve  [--config chatmail.ini] [--data-dir DIR]   run the relay
   chatrelay invite [--config chatmail.ini] [--data-dir DIR]   print an invitation link and QR code
   chatrelay dns    [--config chatmail.ini] [--data-dir DIR]   print the DNS records to publish (zone file lines)
+  chatrelay prune  [--config chatmail.ini] [--data-dir DIR] [--dry-run] [--days N]
+                   apply the retention rules now (as if N days later); works
+                   whether the relay runs (control socket) or not
   chatrelay version
 
 Without --config, chatrelay runs as a relay for the local network: the
@@ -21,6 +24,8 @@ struct Args {
     cmd: String,
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
+    dry_run: bool,
+    days: i64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -30,11 +35,20 @@ fn parse_args() -> Result<Args, String> {
         cmd,
         config: None,
         data_dir: None,
+        dry_run: false,
+        days: 0,
     };
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--config" | "-c" => a.config = Some(it.next().ok_or("--config needs a path")?.into()),
             "--data-dir" => a.data_dir = Some(it.next().ok_or("--data-dir needs a path")?.into()),
+            "--dry-run" => a.dry_run = true,
+            "--days" => {
+                a.days = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--days needs a whole number")?;
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -149,6 +163,34 @@ fn print_dns(cfg: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// `chatrelay prune`: through the running relay's control socket, or on the
+/// store directly when the relay is stopped.
+fn prune(cfg: &Config, days: i64, dry_run: bool) -> Result<(), String> {
+    use std::io::{BufRead, Write};
+    let sock = chatrelay::server::control_path(cfg);
+    if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+        writeln!(s, "prune {days} {}", u8::from(dry_run)).map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        std::io::BufReader::new(s)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let line = line.trim();
+        return match line.strip_prefix("ok ") {
+            Some(r) => {
+                println!("{r}{}", if dry_run { " (dry run)" } else { "" });
+                Ok(())
+            }
+            None => Err(line.to_string()),
+        };
+    }
+    let store = chatrelay::store::Store::open(&cfg.data_dir)
+        .map_err(|e| format!("cannot open the store in {}: {e}", cfg.data_dir.display()))?;
+    let now = chatrelay::auth::now_secs() + days * 86400;
+    let r = futures_lite::future::block_on(chatrelay::prune::run(&store, None, cfg, now, dry_run))?;
+    println!("{r}{}", if dry_run { " (dry run)" } else { "" });
+    Ok(())
+}
+
 fn serve(cfg: Config) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data folder {}: {e}", cfg.data_dir.display()))?;
@@ -212,6 +254,7 @@ fn main() -> ExitCode {
         "serve" => load_config(&args).and_then(serve),
         "invite" => load_config(&args).map(|c| print_invitation(&c)),
         "dns" => load_config(&args).and_then(|c| print_dns(&c)),
+        "prune" => load_config(&args).and_then(|c| prune(&c, args.days, args.dry_run)),
         "version" | "--version" => {
             println!("chatrelay {}", env!("CARGO_PKG_VERSION"));
             Ok(())

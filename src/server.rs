@@ -230,7 +230,84 @@ pub async fn run(
         .detach();
     ex.spawn(crate::deliver::run_committer(ctx.clone()))
         .detach();
+    ex.spawn(prune_timer(ctx.clone())).detach();
+    match control_listener(&cfg) {
+        Ok(l) => {
+            ex.spawn(control_loop(ctx.clone(), l)).detach();
+        }
+        Err(e) => log::warn!(
+            "control socket unavailable ({e}); 'chatrelay prune' will need the relay stopped"
+        ),
+    }
     eprintln!("chatrelay ready: {} ", cfg.mail_domain);
     future::pending::<()>().await;
     Ok(())
+}
+
+/// Prune at startup, then daily at `prune_time` (UTC): a real deadline timer,
+/// no polling.
+async fn prune_timer(ctx: Rc<Ctx>) {
+    loop {
+        let now = crate::auth::now_secs();
+        match crate::prune::run(&ctx.store, Some(&ctx.hub), &ctx.cfg, now, false).await {
+            Ok(r) => log::info!("{r}"),
+            Err(e) => log::error!("prune failed: {e}"),
+        }
+        let (h, m) = ctx.cfg.prune_time;
+        let wait = crate::prune::until_next(crate::auth::now_secs(), h, m);
+        async_io::Timer::after(Duration::from_secs(wait.max(1) as u64)).await;
+    }
+}
+
+pub fn control_path(cfg: &Config) -> std::path::PathBuf {
+    cfg.data_dir.join("control.sock")
+}
+
+fn control_listener(cfg: &Config) -> std::io::Result<async_net::unix::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = control_path(cfg);
+    let _ = std::fs::remove_file(&p);
+    let l = async_net::unix::UnixListener::bind(&p)?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// The local control socket: one command line per connection, one reply line.
+/// `prune <days ahead> <dry 0|1>` runs the prune inside the server, so IDLE
+/// sessions see the expunges.
+async fn control_loop(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
+    use futures_lite::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    loop {
+        let Ok((mut conn, _)) = l.accept().await else {
+            continue;
+        };
+        let mut line = String::new();
+        let mut r = BufReader::new(conn.clone().take(256));
+        if timeout(Duration::from_secs(5), r.read_line(&mut line))
+            .await
+            .is_none()
+        {
+            continue;
+        }
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let reply = match parts.as_slice() {
+            ["prune", days, dry] => match days.parse::<i64>() {
+                Ok(d) => {
+                    let now = crate::auth::now_secs() + d * 86400;
+                    match crate::prune::run(&ctx.store, Some(&ctx.hub), &ctx.cfg, now, *dry == "1")
+                        .await
+                    {
+                        Ok(r) => {
+                            log::info!("{r}");
+                            format!("ok {r}")
+                        }
+                        Err(e) => format!("error {e}"),
+                    }
+                }
+                Err(_) => "error bad day count".to_string(),
+            },
+            _ => "error unknown command".to_string(),
+        };
+        let _ = conn.write_all(format!("{reply}\n").as_bytes()).await;
+    }
 }

@@ -29,7 +29,7 @@ pub fn valid_tokens(v: &[u8], now: i64) -> Vec<String> {
         .collect()
 }
 
-fn encode_tokens(t: &[(String, i64)]) -> Vec<u8> {
+pub fn encode_tokens(t: &[(String, i64)]) -> Vec<u8> {
     t.iter()
         .map(|(t, ts)| format!("{t}\t{ts}\n"))
         .collect::<String>()

@@ -8,7 +8,7 @@ pub mod wire;
 mod fetch;
 mod idle;
 mod mailbox;
-mod metadata;
+pub mod metadata;
 pub mod mime;
 mod search;
 mod selected;

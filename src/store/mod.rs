@@ -8,6 +8,7 @@
 
 mod bodies;
 mod codec;
+mod prune;
 mod queue;
 
 pub use bodies::write_durable;

@@ -1,0 +1,136 @@
+//! Retention (spec §10): messages older than `delete_mails_after` days, seen
+//! messages over 200 KB older than `delete_large_after` days, accounts
+//! without an IMAP login for `delete_inactive_users_after` days, expired push
+//! tokens. Runs inside the server on a timer and through `chatrelay prune`.
+//! Works in small batches and yields between them so sessions stay
+//! responsive; sessions with an affected mailbox selected get EXPUNGE.
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::store::{flag, Store};
+
+/// Messages at least this large count as "large" (spec §10.1).
+pub const LARGE: u64 = 200_000;
+/// Expunge at most this many messages per index transaction.
+const BATCH: usize = 500;
+const DAY: i64 = 86400;
+
+/// What one run removed: counts only, never addresses.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub accounts: u64,
+    pub accounts_removed: u64,
+    pub messages_removed: u64,
+    pub large_removed: u64,
+    pub tokens_removed: u64,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "prune: {} accounts checked, {} inactive accounts removed, {} old messages and {} large messages removed, {} push tokens expired",
+            self.accounts, self.accounts_removed, self.messages_removed, self.large_removed, self.tokens_removed
+        )
+    }
+}
+
+/// Run every rule as of `now` (unix seconds). With `dry_run` nothing changes.
+pub async fn run(
+    store: &Store,
+    hub: Option<&Hub>,
+    cfg: &Config,
+    now: i64,
+    dry_run: bool,
+) -> Result<Report, String> {
+    let mut r = Report::default();
+    let inactive_cutoff = now - cfg.delete_inactive_users_after as i64 * DAY;
+    let old_cutoff = now - cfg.delete_mails_after as i64 * DAY;
+    let large_cutoff = now - cfg.delete_large_after as i64 * DAY;
+    let accounts = store.list_accounts().map_err(|e| e.to_string())?;
+    for acc in accounts {
+        r.accounts += 1;
+        // Last login is kept by day (spec §4.6): removal when it is before the cutoff.
+        if (acc.last_login_day as i64) * DAY < inactive_cutoff {
+            r.accounts_removed += 1;
+            if !dry_run {
+                let boxes = store.delete_account(&acc.addr).map_err(|e| e.to_string())?;
+                if let Some(h) = hub {
+                    for mb in boxes {
+                        h.notify(mb.id, None);
+                    }
+                }
+            }
+            futures_lite::future::yield_now().await;
+            continue;
+        }
+        for mb in store.list_mailboxes(&acc.addr).map_err(|e| e.to_string())? {
+            let msgs = store.messages(mb.id).map_err(|e| e.to_string())?;
+            let mut doomed = Vec::new();
+            for m in &msgs {
+                if m.internal_date < old_cutoff {
+                    r.messages_removed += 1;
+                    doomed.push(m.uid);
+                } else if m.size > LARGE
+                    && m.flags.has(flag::SEEN)
+                    && m.internal_date < large_cutoff
+                {
+                    r.large_removed += 1;
+                    doomed.push(m.uid);
+                }
+            }
+            if dry_run || doomed.is_empty() {
+                continue;
+            }
+            for chunk in doomed.chunks(BATCH) {
+                store
+                    .expunge(&acc.addr, mb.id, chunk)
+                    .map_err(|e| e.to_string())?;
+                if let Some(h) = hub {
+                    h.notify(mb.id, None);
+                }
+                futures_lite::future::yield_now().await;
+            }
+        }
+        r.tokens_removed += prune_tokens(store, &acc.addr, now, dry_run)?;
+    }
+    Ok(r)
+}
+
+/// Drop push tokens 90 days after their last registration (spec §10.3).
+fn prune_tokens(store: &Store, addr: &str, now: i64, dry_run: bool) -> Result<u64, String> {
+    let Some(v) = store
+        .get_meta(addr, "devicetoken")
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(0);
+    };
+    let all = crate::imap::metadata::parse_tokens(&v);
+    let keep: Vec<(String, i64)> = all
+        .iter()
+        .filter(|(_, ts)| *ts <= now + 60 && now - *ts < crate::imap::metadata::TOKEN_TTL)
+        .cloned()
+        .collect();
+    let removed = (all.len() - keep.len()) as u64;
+    if removed > 0 && !dry_run {
+        let enc = crate::imap::metadata::encode_tokens(&keep);
+        store
+            .set_meta(
+                addr,
+                "devicetoken",
+                if keep.is_empty() { None } else { Some(&enc) },
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(removed)
+}
+
+/// Seconds from `now` until the next `hh:mm` UTC.
+pub fn until_next(now: i64, hh: u32, mm: u32) -> i64 {
+    let today = now - now.rem_euclid(DAY);
+    let mut t = today + (hh as i64) * 3600 + (mm as i64) * 60;
+    if t <= now {
+        t += DAY;
+    }
+    t - now
+}
