@@ -54,8 +54,11 @@ pub async fn store_message(
     targets: Vec<(String, String)>,
     outbound: Option<Outbound>,
 ) -> Result<Delivered, StoreError> {
-    let (id, _) = ctx.store.new_body()?;
     let size = msg.len() as u64;
+    for (addr, _) in &targets {
+        make_room(ctx, addr, size);
+    }
+    let (id, _) = ctx.store.new_body()?;
     let inline = if msg.len() <= crate::store::INLINE_MAX {
         // Small: it rides in the index transaction (the common chat message).
         Some(msg)
@@ -158,5 +161,32 @@ pub async fn local_and_remote(
             Ok(())
         }
         Err(e) => Err(reply_for(e)),
+    }
+}
+
+/// Quota that never fills (spec §10.2): when this delivery would take the
+/// account over 75 % of `max_mailbox_size`, remove its oldest INBOX messages
+/// until it will be at or below 70 % — never messages younger than 24 h.
+/// Only if that cannot make room does the delivery fail (552 5.2.2).
+fn make_room(ctx: &Ctx, addr: &str, size: u64) {
+    let limit = ctx.cfg.max_mailbox_size;
+    let Ok(used) = ctx.store.quota_used(addr) else {
+        return;
+    };
+    if used + size <= limit / 4 * 3 {
+        return;
+    }
+    let target = (limit / 10 * 7).saturating_sub(size);
+    let keep_newer_than = crate::auth::now_secs() - 86400;
+    match ctx.store.trim_quota(addr, target, keep_newer_than) {
+        Ok(Some((inbox, removed))) => {
+            log::info!(
+                "quota: removed {} old message(s) to make room",
+                removed.len()
+            );
+            ctx.hub.notify(inbox.id, None);
+        }
+        Ok(None) => {}
+        Err(e) => log::error!("quota trim failed: {e}"),
     }
 }
