@@ -75,6 +75,10 @@ pub struct Config {
     pub tls_extra_ca: Option<PathBuf>,
     /// DNS servers (`ip:port`, space-separated); empty = /etc/resolv.conf.
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Where push notifications go (spec §9.6).
+    pub notification_url: String,
+    /// TURN server advertised over METADATA (`host`, `port`, shared secret); none when unset.
+    pub turn: Option<(String, u16, String)>,
     /// Daily prune time, UTC (hour, minute).
     pub prune_time: (u32, u32),
     /// DKIM selector (upstream: `opendkim`).
@@ -361,6 +365,28 @@ impl Config {
                 out
             },
             dkim_selector: p.string("dkim_selector", "opendkim"),
+            notification_url: {
+                let v = p.string(
+                    "notification_url",
+                    "https://notifications.delta.chat/notify",
+                );
+                if crate::https_client::parse_url(&v).is_none() {
+                    return Err(ConfigError(format!(
+                        "bad value for notification_url: {v:?} (expected https://host[:port]/path)"
+                    )));
+                }
+                v
+            },
+            turn: {
+                let host = p.string("turn_host", "");
+                let port = port(&mut p, "turn_port", 3478)?;
+                let secret = p.string("turn_secret", "");
+                if host.trim().is_empty() || secret.is_empty() {
+                    None
+                } else {
+                    Some((host.trim().to_string(), port, secret))
+                }
+            },
             prune_time: {
                 let v = p.string("prune_time", "00:02");
                 let bad =

@@ -101,9 +101,10 @@ fn reply_for(e: StoreError) -> String {
     }
 }
 
-fn announce(ctx: &Ctx, d: &Delivered) {
-    for (_, mb, _) in &d.0 {
+fn announce(ctx: &Ctx, d: &Delivered, sender: &str) {
+    for (owner, mb, _) in &d.0 {
         ctx.hub.notify(mb.id, None);
+        crate::push::notify_delivery(ctx, owner, sender);
     }
     if !d.1.is_empty() {
         let _ = ctx.outq.try_send(());
@@ -112,14 +113,14 @@ fn announce(ctx: &Ctx, d: &Delivered) {
 
 /// Deliver `msg` to the INBOX of each local recipient. Returns an SMTP reply
 /// line on failure; on `Ok` the message is on disk and indexed.
-pub async fn local(ctx: &Ctx, msg: &[u8], rcpts: &[String]) -> Result<(), String> {
+pub async fn local(ctx: &Ctx, msg: &[u8], sender: &str, rcpts: &[String]) -> Result<(), String> {
     let targets = rcpts
         .iter()
         .map(|r| (r.clone(), "INBOX".to_string()))
         .collect();
     match store_message(ctx, msg.to_vec(), targets, None).await {
         Ok(d) => {
-            announce(ctx, &d);
+            announce(ctx, &d, sender);
             Ok(())
         }
         Err(e) => Err(reply_for(e)),
@@ -157,7 +158,7 @@ pub async fn local_and_remote(
     };
     match store_message(ctx, msg.to_vec(), targets, outbound).await {
         Ok(d) => {
-            announce(ctx, &d);
+            announce(ctx, &d, from);
             Ok(())
         }
         Err(e) => Err(reply_for(e)),

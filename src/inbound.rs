@@ -28,7 +28,7 @@ pub async fn accept(
     // reset_sender a bounce would go nowhere, which is the point (§6.2 step 3).
     let _ = ok.reset_sender;
     let clean = crate::policy::strip_incoming(raw);
-    crate::deliver::local(ctx, &clean, rcpts).await
+    crate::deliver::local(ctx, &clean, mail_from, rcpts).await
 }
 
 /// Most key lookups per message (bounded work for hostile input).

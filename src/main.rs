@@ -200,6 +200,7 @@ fn serve(cfg: Config) -> Result<(), String> {
     let client_tls = chatrelay::tls::client_configs(cfg.tls_extra_ca.as_deref())
         .map_err(|e| format!("TLS: {e}"))?;
     let (outq_tx, outq_rx) = async_channel::bounded(1);
+    let (pushq_tx, pushq_rx) = async_channel::bounded(1);
     let dkim_key = match cfg.ip_literal {
         Some(_) => None,
         None => Some(
@@ -219,6 +220,7 @@ fn serve(cfg: Config) -> Result<(), String> {
         client_tls,
         outbound_smtp_only: Default::default(),
         committer: Default::default(),
+        pushq: pushq_tx,
         dkim_key,
         resolver: if cfg.dns_servers.is_empty() {
             chatrelay::dns::Resolver::from_resolv_conf()
@@ -238,7 +240,7 @@ fn serve(cfg: Config) -> Result<(), String> {
     }
     let ex = Rc::new(async_executor::LocalExecutor::new());
     let ex2 = ex.clone();
-    futures_lite::future::block_on(ex.run(chatrelay::server::run(ex2, ctx, outq_rx)))
+    futures_lite::future::block_on(ex.run(chatrelay::server::run(ex2, ctx, outq_rx, pushq_rx)))
 }
 
 fn main() -> ExitCode {

@@ -30,6 +30,8 @@ pub struct Ctx {
     pub client_tls: crate::tls::ClientConfigs,
     pub outbound_smtp_only: crate::outbound::SmtpOnly,
     pub committer: crate::deliver::Committer,
+    /// Wakes the push notification runner.
+    pub pushq: async_channel::Sender<()>,
     pub resolver: crate::dns::Resolver,
     /// DKIM signing key; `None` for IP-literal relays (spec §5.3).
     pub dkim_key: Option<crate::dkim::SigningKey>,
@@ -185,6 +187,7 @@ pub async fn run(
     ex: Rc<LocalExecutor<'static>>,
     ctx: Rc<Ctx>,
     outq: async_channel::Receiver<()>,
+    pushq: async_channel::Receiver<()>,
 ) -> Result<(), String> {
     let cfg = ctx.cfg.clone();
     let services = [
@@ -231,6 +234,8 @@ pub async fn run(
     ex.spawn(crate::deliver::run_committer(ctx.clone()))
         .detach();
     ex.spawn(prune_timer(ctx.clone())).detach();
+    ex.spawn(crate::push::run(ex.clone(), ctx.clone(), pushq))
+        .detach();
     match control_listener(&cfg) {
         Ok(l) => {
             ex.spawn(control_loop(ctx.clone(), l)).detach();

@@ -36,6 +36,20 @@ pub fn encode_tokens(t: &[(String, i64)]) -> Vec<u8> {
         .into_bytes()
 }
 
+/// TURN credentials are valid this long (spec §11.2: 5 days).
+pub const TURN_VALIDITY: i64 = 5 * 86400;
+
+/// TURN REST credentials (spec §11.2): `<host>:<port>:<expiry>:<password>`
+/// with password = base64(HMAC-SHA1(secret, expiry)); the expiry doubles as
+/// the user name.
+pub fn turn_credentials(host: &str, port: u16, secret: &str, expiry: i64) -> String {
+    use base64::Engine;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, expiry.to_string().as_bytes());
+    let pw = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
+    format!("{host}:{port}:{expiry}:{pw}")
+}
+
 impl Session {
     fn server_entry(&self, key: &str) -> Option<Vec<u8>> {
         let cfg = &self.ctx.cfg;
@@ -44,6 +58,9 @@ impl Session {
             "/shared/vendor/deltachat/irohrelay" => {
                 cfg.iroh_relay.as_ref().map(|v| v.as_bytes().to_vec())
             }
+            "/shared/vendor/deltachat/turn" => cfg.turn.as_ref().map(|(host, port, secret)| {
+                turn_credentials(host, *port, secret, now_secs() + TURN_VALIDITY).into_bytes()
+            }),
             "/shared/admin" if !cfg.privacy_mail.is_empty() => {
                 Some(format!("mailto:{}", cfg.privacy_mail).into_bytes())
             }
@@ -180,5 +197,18 @@ impl Session {
         let l = self.quota_line(user);
         self.s.queue(l.as_bytes());
         self.ok(tag, "Getquota completed.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn turn_rest_credentials() {
+        // echo -n 1700000000 | openssl dgst -sha1 -hmac north -binary | base64
+        let c = super::turn_credentials("turn.example.org", 3478, "north", 1_700_000_000);
+        assert_eq!(
+            c,
+            "turn.example.org:3478:1700000000:CWyHi3zCeWqXBir9thl4m+iZPRY="
+        );
     }
 }

@@ -51,7 +51,7 @@ pub async fn send(ctx: &Ctx, e: &QueueEntry, original: &[u8], failed: &[(String,
         e.id,
     );
     let dsn = crate::inbound::dkim_sign(ctx, dsn);
-    if let Err(r) = crate::deliver::local(ctx, &dsn, std::slice::from_ref(&e.mail_from)).await {
+    if let Err(r) = crate::deliver::local(ctx, &dsn, "", std::slice::from_ref(&e.mail_from)).await {
         log::warn!("bounce could not be delivered: {r}");
     }
 }

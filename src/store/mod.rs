@@ -9,9 +9,11 @@
 mod bodies;
 mod codec;
 mod prune;
+mod push;
 mod queue;
 
 pub use bodies::write_durable;
+pub use push::PushEntry;
 pub use queue::{Outbound, QueueEntry};
 
 /// Local deliveries (address, mailbox, uid) and queue entries of one item.
@@ -57,6 +59,8 @@ const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const INLINE: TableDefinition<u64, &[u8]> = TableDefinition::new("inline");
 /// Bodies up to this size are stored inline.
 pub const INLINE_MAX: usize = 64 * 1024;
+/// push notification id -> PushEntry (see push.rs)
+const PUSH: TableDefinition<u64, &[u8]> = TableDefinition::new("push");
 /// outbound queue id -> QueueEntry (see queue.rs)
 const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
 
@@ -298,6 +302,7 @@ impl Store {
         tx.open_table(COUNTERS)?;
         tx.open_table(QUEUE)?;
         tx.open_table(INLINE)?;
+        tx.open_table(PUSH)?;
         tx.commit()?;
         Ok(())
     }
