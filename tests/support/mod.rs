@@ -243,6 +243,14 @@ impl Inbox {
         Inbox { c: r.login(local) }
     }
 
+    /// Log in with a full address (named-domain relays); creates the account.
+    pub fn open_addr(r: &Relay, addr: &str) -> Inbox {
+        let mut c = r.imaps();
+        let resp = c.login(addr, PASSWORD);
+        assert!(resp.ok(), "login {addr}: {resp:?}");
+        Inbox { c }
+    }
+
     pub fn messages(&mut self) -> Vec<String> {
         let r = self.c.select("INBOX");
         let exists = r
