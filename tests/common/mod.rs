@@ -210,7 +210,8 @@ pub fn config_text(n: u8, data_dir: &Path, extra: &str) -> String {
         "[params]\nmail_domain = 127.0.0.{n}\nlisten_address = 127.0.0.{n}\ndata_dir = {}\n\
          smtp_port = 0\nsubmission_port = 0\nsubmissions_port = 0\nimap_port = 143\n\
          imaps_port = 993\nhttps_port = 443\nhttp_port = 0\n\
-         nocreate_file = {}\n{extra}\n",
+         nocreate_file = {}\n\
+         max_load_1m = 1000\nmin_available_memory = 1M\nmin_free_disk_space = 1M\n{extra}\n",
         data_dir.display(),
         data_dir.with_file_name("nocreate").display(),
     )
@@ -787,4 +788,104 @@ pub fn json_field(json: &str, key: &str) -> Option<String> {
         }
     }
     None
+}
+
+// ---------------------------------------------------------------- retention helpers
+
+/// IMAP date-time (`"07-Feb-1994 21:52:25 +0000"`, quoted) for unix seconds.
+pub fn imap_date(unix: i64) -> String {
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix.div_euclid(86400);
+    let secs = unix.rem_euclid(86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "\"{d:02}-{}-{y} {:02}:{:02}:{:02} +0000\"",
+        MON[(m - 1) as usize],
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+impl Imap {
+    /// APPEND with an explicit internal date (unix seconds); returns the reply.
+    pub fn append_dated(&mut self, mailbox: &str, flags: &str, date: i64, msg: &[u8]) -> Resp {
+        self.cmd_literal(
+            &format!("APPEND {} ({flags}) {}", quote(mailbox), imap_date(date)),
+            msg,
+        )
+    }
+}
+
+/// Run `chatrelay <args>` to completion within `wait` (killed after).
+/// Returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], wait: Duration) -> (Option<i32>, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chatrelay");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + wait;
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (code, t_out.join().unwrap(), t_err.join().unwrap())
+}
+
+impl Relay {
+    /// SIGKILL the server and wait, leaving the data dir for a later `restart`.
+    pub fn stop(&mut self) {
+        self.kill9();
+    }
+
+    /// `chatrelay prune --config <this relay's config> <extra args>`; asserts
+    /// success and returns the one-line report from stdout.
+    pub fn prune(&self, extra: &[&str]) -> String {
+        let cfg = self.config_path();
+        let mut args = vec!["prune", "--config", cfg.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run_cli(&args, Duration::from_secs(60));
+        assert_eq!(code, Some(0), "chatrelay prune {extra:?} failed: {err}");
+        out.trim().to_string()
+    }
 }
