@@ -11,65 +11,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{Relay, TempDir};
-use support::{encrypted, plaintext, submit_as, DnsServer, Inbox, Smtp, TestCa, Zone};
+use common::TempDir;
+use support::{encrypted, plaintext, start_named as start, DnsServer, Smtp, TestCa, Zone};
 
 const DELIVERY: Duration = Duration::from_secs(20);
-
-struct Named {
-    r: Relay,
-    domain: String,
-}
-
-impl Named {
-    fn addr(&self, local: &str) -> String {
-        format!("{local}@{}", self.domain)
-    }
-    fn inbox(&self, local: &str) -> Inbox {
-        Inbox::open_addr(&self.r, &self.addr(local))
-    }
-    fn submit(&self, local: &str, to: &str, id: &str) {
-        let from = self.addr(local);
-        let r = submit_as(self.r.sock(465), &from, &[to], &encrypted(&from, to, id));
-        assert_eq!(r.code, 250, "{r:?}");
-    }
-}
-
-fn start(n: u8, domain: &str, dns: &DnsServer, ca: &TestCa, cert: bool, extra: &str) -> Named {
-    let tls = if cert {
-        let (c, k) = ca.issue(domain);
-        format!(
-            "tls_external_cert_and_key = {} {}\n",
-            c.display(),
-            k.display()
-        )
-    } else {
-        String::new()
-    };
-    let r = Relay::start_with(
-        n,
-        &format!(
-            "mail_domain = {domain}\nsmtp_port = 25\nsubmissions_port = 465\n\
-             queue_retry_min = 1\nusername_min_length = 3\nusername_max_length = 20\n\
-             max_load_1m = 1000\nmin_available_memory = 0\nmin_free_disk_space = 0\n\
-             dns_servers = {}\ntls_extra_ca = {}\n{tls}{extra}",
-            dns.addr,
-            ca.ca_path().display()
-        ),
-    );
-    // The key was generated at first start; publish it with the A and MX.
-    let record = support::dkim_record(&r.data_dir(), "opendkim");
-    {
-        let mut z = dns.zone.lock().unwrap();
-        z.mx(domain, 10, domain);
-        z.a(domain, &r.ip());
-        z.txt(&format!("opendkim._domainkey.{domain}"), &record);
-    }
-    Named {
-        r,
-        domain: domain.into(),
-    }
-}
 
 #[test]
 fn named_relays_with_dns_dkim_and_verified_tls() {
