@@ -70,7 +70,8 @@ kpkg=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null | sed -n 's/.*Depen
 [ -n "$kpkg" ] || die "cannot resolve the arm64 kernel package (apt-get update? dpkg --add-architecture arm64?)"
 userland="busybox-static:arm64 libc6:arm64 e2fsprogs:arm64 libext2fs2:arm64 libcom-err2:arm64 libblkid1:arm64
   libuuid1:arm64 libss2:arm64 fdisk:arm64 util-linux:arm64 libfdisk1:arm64 libsmartcols1:arm64 libmount1:arm64
-  libselinux1:arm64 libpcre2-8-0:arm64 libreadline8:arm64 libtinfo6:arm64 libncursesw6:arm64"
+  libselinux1:arm64 libpcre2-8-0:arm64 libreadline8:arm64 libtinfo6:arm64 libncursesw6:arm64
+  dropbear-bin:arm64 libcrypt1:arm64 libtomcrypt1:arm64 libtommath1:arm64 zlib1g:arm64"
 # shellcheck disable=SC2086
 fetch "$kpkg:arm64" raspi-firmware $userland
 x() { # extract the deb of package $1 into $DEB/$1 (once); echo the dir
@@ -105,7 +106,8 @@ BB=$(x busybox-static)
 cp "$BB/bin/busybox" "$ROOT/bin/busybox"
 # glibc-linked e2fsprogs + sfdisk (Buildroot: BR2_PACKAGE_E2FSPROGS, util-linux fdisk)
 for p in libc6 e2fsprogs libext2fs2 libcom-err2 libblkid1 libuuid1 libss2 fdisk libfdisk1 \
-         libsmartcols1 libmount1 libselinux1 libpcre2-8-0 libreadline8 libtinfo6 libncursesw6; do
+         libsmartcols1 libmount1 libselinux1 libpcre2-8-0 libreadline8 libtinfo6 libncursesw6 \
+         libcrypt1 libtomcrypt1 libtommath1 zlib1g; do
     d=$(x "$p")
     for ld in lib lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu; do
         [ -d "$d/$ld" ] || continue
@@ -119,6 +121,10 @@ ln -s mke2fs "$ROOT/sbin/mkfs.ext4"
 cp "$E2/etc/mke2fs.conf" "$ROOT/etc/mke2fs.conf"
 cp "$(x fdisk)/sbin/sfdisk" "$ROOT/sbin/sfdisk"
 cp "$(x util-linux)/usr/bin/partx" "$ROOT/sbin/partx"
+# dropbear (Buildroot: BR2_PACKAGE_DROPBEAR), started only with /boot/authorized_keys
+DB=$(x dropbear-bin)
+cp "$DB/usr/sbin/dropbear" "$ROOT/usr/sbin/dropbear"
+cp "$DB/usr/bin/dropbearkey" "$ROOT/usr/bin/dropbearkey"
 qemu-aarch64-static "$ROOT/bin/busybox" --list-full | while read -r a; do
     [ -e "$ROOT/$a" ] || [ -L "$ROOT/$a" ] && continue
     mkdir -p "$ROOT/$(dirname "$a")"
@@ -128,8 +134,8 @@ install -m 0755 "$relay" "$ROOT/usr/bin/chatrelay"
 # the project's rootfs overlay, then its post-build script (as Buildroot does)
 cp -a "$HERE/rootfs-overlay/." "$ROOT/"
 bash "$HERE/post-build.sh" "$ROOT"
-for b in sfdisk partx resize2fs mke2fs e2fsck; do
-    if qemu-aarch64-static -L "$ROOT" "$ROOT/sbin/$b" -V 2>&1 | grep -q 'error while loading'; then
+for b in sbin/sfdisk sbin/partx sbin/resize2fs sbin/mke2fs sbin/e2fsck usr/sbin/dropbear usr/bin/dropbearkey; do
+    if qemu-aarch64-static -L "$ROOT" "$ROOT/$b" -V 2>&1 | grep -q 'error while loading'; then
         die "stand-in $b does not run (missing library?)"
     fi
 done
