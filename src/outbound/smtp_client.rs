@@ -129,6 +129,9 @@ pub async fn deliver(
         .await
         .ok_or("connect timeout")?
         .map_err(|e| e.to_string())?;
+    // Small command writes: without this, Nagle + delayed ACK cost ~40 ms
+    // per round trip (measured 15 → 80 msg/s between two local relays).
+    let _ = tcp.set_nodelay(true);
     let mut c = Client {
         io: tcp,
         buf: Vec::new(),
