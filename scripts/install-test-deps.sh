@@ -70,6 +70,11 @@ else
 fi
 log "deltachat-rpc-server $("$VENV/bin/deltachat-rpc-server" --version 2>&1 | tail -n1)"
 
+# --- classic-mail peer and DKIM oracle ----------------------------------------
+# Postfix (federation interop tests) and OpenDKIM (tests/dkim.rs oracle,
+# signer for the Postfix peer).
+bash tests/postfix/install.sh
+
 # --- appliance image dependencies ------------------------------------------
 if [ -f image/install-deps.sh ]; then
     log "running image/install-deps.sh"

@@ -14,6 +14,8 @@ use crate::server::{timeout, Ctx};
 pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
 pub const MAX_SMALL_BODY: usize = 64 * 1024;
+/// Most bytes of an oversized body read and dropped before answering 413.
+const MAX_DISCARD: u64 = 64 * 1024 * 1024;
 const IDLE: Duration = Duration::from_secs(60);
 const MAX_REQUESTS_PER_CONN: usize = 100;
 
@@ -163,6 +165,21 @@ async fn read_request(s: &mut Stream, max_message: u64) -> Result<Request, ReadE
         } else {
             "request body too large"
         };
+        // Read (and drop) what the client already sends, bounded, so it sees
+        // the 413 instead of a reset connection.
+        let mut left = len.min(MAX_DISCARD);
+        while left > 0 {
+            let mut sink = Vec::new();
+            let n = left.min(64 * 1024);
+            if !s
+                .read_exact_into(n as usize, &mut sink)
+                .await
+                .map_err(|_| ReadError::Closed)?
+            {
+                break;
+            }
+            left -= n;
+        }
         return Err(ReadError::Bad(413, msg));
     }
     let mut body = Vec::new();
