@@ -75,7 +75,14 @@ log "deltachat-rpc-server $("$VENV/bin/deltachat-rpc-server" --version 2>&1 | ta
 # signer for the Postfix peer).
 bash tests/postfix/install.sh
 
-# --- appliance image dependencies ------------------------------------------
+# --- other parts' dependencies ----------------------------------------------
+# Postfix + OpenDKIM: the federation interop peer and the DKIM test oracle of
+# the Rust tests (cargo test).
+if [ -f tests/postfix/install.sh ]; then
+    log "running tests/postfix/install.sh"
+    sh tests/postfix/install.sh
+fi
+# The appliance image (image/test.sh).
 if [ -f image/install-deps.sh ]; then
     log "running image/install-deps.sh"
     bash image/install-deps.sh

@@ -183,6 +183,11 @@ class Relay:
             lines.append(f"{k} = {v}")
         self.config_path.write_text("\n".join(lines) + "\n")
 
+    def reconfigure(self, **params) -> None:
+        """Change ``[params]``; takes effect at the next start/restart."""
+        self.params.update({k: str(v) for k, v in params.items()})
+        self._write_config()
+
     # -- lifecycle ---------------------------------------------------------
 
     def start(self, deadline: float = START_DEADLINE) -> "Relay":
@@ -193,7 +198,6 @@ class Relay:
                 "(or set CHATRELAY_BIN)"
             )
         with open(self.log_path, "ab") as f:
-            offset = f.tell()
             f.write(f"=== e2e: starting {self.binary} on {self.ip} at {time.ctime()}\n".encode())
             f.flush()
             offset = f.tell()
