@@ -173,6 +173,16 @@ fn too_many_headers_and_malformed() {
         .as_bytes(),
     );
     assert_eq!(resp.status, 413, "{resp:?}");
+    // A client that sends its whole oversized body still gets the 413 (the
+    // server drains it, bounded), not a reset connection.
+    let mut req = format!(
+        "POST /new HTTP/1.1\r\nHost: {}\r\nContent-Length: 300000\r\n\r\n",
+        r.ip()
+    )
+    .into_bytes();
+    req.extend(std::iter::repeat_n(b'x', 300_000));
+    let resp = https_raw(r.sock(443), &req);
+    assert_eq!(resp.status, 413, "{resp:?}");
     let resp = https_raw(
         r.sock(443),
         format!(

@@ -89,6 +89,26 @@ fn reason(status: u16) -> &'static str {
 enum ReadError {
     Closed,
     Bad(u16, &'static str),
+    /// Body over the limit: answer 413 at once, then drain what the client
+    /// still sends (bounded) so it sees the answer, not a reset.
+    TooLarge(&'static str, u64),
+}
+
+async fn drain(s: &mut Stream, len: u64) {
+    let mut left = len.min(MAX_DISCARD);
+    while left > 0 {
+        let mut sink = Vec::new();
+        let n = left.min(64 * 1024);
+        match timeout(
+            Duration::from_secs(10),
+            s.read_exact_into(n as usize, &mut sink),
+        )
+        .await
+        {
+            Some(Ok(true)) => left -= n,
+            _ => break,
+        }
+    }
 }
 
 async fn read_request(s: &mut Stream, max_message: u64) -> Result<Request, ReadError> {
@@ -165,22 +185,7 @@ async fn read_request(s: &mut Stream, max_message: u64) -> Result<Request, ReadE
         } else {
             "request body too large"
         };
-        // Read (and drop) what the client already sends, bounded, so it sees
-        // the 413 instead of a reset connection.
-        let mut left = len.min(MAX_DISCARD);
-        while left > 0 {
-            let mut sink = Vec::new();
-            let n = left.min(64 * 1024);
-            if !s
-                .read_exact_into(n as usize, &mut sink)
-                .await
-                .map_err(|_| ReadError::Closed)?
-            {
-                break;
-            }
-            left -= n;
-        }
-        return Err(ReadError::Bad(413, msg));
+        return Err(ReadError::TooLarge(msg, len));
     }
     let mut body = Vec::new();
     if len > 0
@@ -203,6 +208,12 @@ pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool) {
     for _ in 0..MAX_REQUESTS_PER_CONN {
         let req = match timeout(IDLE, read_request(&mut s, ctx.cfg.max_message_size)).await {
             None | Some(Err(ReadError::Closed)) => return,
+            Some(Err(ReadError::TooLarge(msg, len))) => {
+                let _ = s.send(&Response::text(413, msg).encode(false)).await;
+                drain(&mut s, len).await;
+                let _ = futures_lite::io::AsyncWriteExt::close(&mut s.conn).await;
+                return;
+            }
             Some(Err(ReadError::Bad(code, msg))) => {
                 let _ = s.send(&Response::text(code, msg).encode(false)).await;
                 return;
