@@ -70,11 +70,6 @@ else
 fi
 log "deltachat-rpc-server $("$VENV/bin/deltachat-rpc-server" --version 2>&1 | tail -n1)"
 
-# --- classic-mail peer and DKIM oracle ----------------------------------------
-# Postfix (federation interop tests) and OpenDKIM (tests/dkim.rs oracle,
-# signer for the Postfix peer).
-bash tests/postfix/install.sh
-
 # --- other parts' dependencies ----------------------------------------------
 # Postfix + OpenDKIM: the federation interop peer and the DKIM test oracle of
 # the Rust tests (cargo test).
