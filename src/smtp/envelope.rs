@@ -5,7 +5,36 @@
 use super::address::{parse_path, split_addr};
 use super::session::{Mode, Smtp, MAX_RECIPIENTS};
 
+type Params = Vec<(String, Option<String>)>;
+
 impl Smtp {
+    /// Parse `FROM:<addr> params` / `TO:<addr>`; on error reply and count it.
+    fn path_arg(
+        &mut self,
+        arg: &str,
+        prefix: &str,
+        syntax: &str,
+        bad: &str,
+    ) -> Option<(String, Params)> {
+        let rest = arg
+            .get(..prefix.len())
+            .filter(|p| p.eq_ignore_ascii_case(prefix))
+            .map(|_| &arg[prefix.len()..]);
+        let Some(rest) = rest else {
+            self.errors += 1;
+            self.reply(syntax);
+            return None;
+        };
+        match parse_path(rest) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.errors += 1;
+                self.reply(&format!("{bad} {e}"));
+                None
+            }
+        }
+    }
+
     pub(super) fn mail(&mut self, arg: &str) {
         if self.helo.is_none() {
             return self.reply("503 5.5.1 Error: send HELO/EHLO first");
@@ -20,20 +49,14 @@ impl Smtp {
         if self.mail_from.is_some() {
             return self.reply("503 5.5.1 Error: nested MAIL command");
         }
-        let Some(rest) = arg
-            .get(..5)
-            .filter(|p| p.eq_ignore_ascii_case("FROM:"))
-            .map(|_| &arg[5..])
-        else {
-            self.errors += 1;
-            return self.reply("501 5.5.4 Syntax: MAIL FROM:<address>");
-        };
-        let (addr, params) = match parse_path(rest) {
-            Ok(p) => p,
-            Err(e) => {
-                self.errors += 1;
-                return self.reply(&format!("501 5.1.7 {e}"));
-            }
+        let (addr, params) = match self.path_arg(
+            arg,
+            "FROM:",
+            "501 5.5.4 Syntax: MAIL FROM:<address>",
+            "501 5.1.7",
+        ) {
+            Some(p) => p,
+            None => return,
         };
         if !addr.is_empty() && split_addr(&addr).is_none() {
             return self.reply(&format!("500 Invalid from address <{addr}>"));
@@ -60,20 +83,14 @@ impl Smtp {
         let Some(from) = self.mail_from.clone() else {
             return self.reply("503 5.5.1 Error: need MAIL command");
         };
-        let Some(rest) = arg
-            .get(..3)
-            .filter(|p| p.eq_ignore_ascii_case("TO:"))
-            .map(|_| &arg[3..])
-        else {
-            self.errors += 1;
-            return self.reply("501 5.5.4 Syntax: RCPT TO:<address>");
-        };
-        let (rcpt, _) = match parse_path(rest) {
-            Ok(p) => p,
-            Err(e) => {
-                self.errors += 1;
-                return self.reply(&format!("501 5.1.3 {e}"));
-            }
+        let (rcpt, _) = match self.path_arg(
+            arg,
+            "TO:",
+            "501 5.5.4 Syntax: RCPT TO:<address>",
+            "501 5.1.3",
+        ) {
+            Some(p) => p,
+            None => return,
         };
         let Some((_, domain)) = split_addr(&rcpt) else {
             return self.reply(&format!("501 5.1.3 <{rcpt}>: Bad recipient address syntax"));

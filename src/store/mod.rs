@@ -581,8 +581,11 @@ impl Store {
 
     // ------------------------------------------------------------------ messages
 
-    fn messages_tx(tx: &redb::WriteTransaction, mailbox: u64) -> Result<Vec<Message>> {
-        let t = tx.open_table(MESSAGES)?;
+    /// The messages of `mailbox` in UID order, from a read or write transaction's table.
+    fn collect_messages(
+        t: &impl ReadableTable<(u64, u32), &'static [u8]>,
+        mailbox: u64,
+    ) -> Result<Vec<Message>> {
         let mut out = Vec::new();
         for e in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
             let (k, v) = e?;
@@ -593,18 +596,14 @@ impl Store {
         Ok(out)
     }
 
+    fn messages_tx(tx: &redb::WriteTransaction, mailbox: u64) -> Result<Vec<Message>> {
+        Self::collect_messages(&tx.open_table(MESSAGES)?, mailbox)
+    }
+
     /// All messages of a mailbox in UID order.
     pub fn messages(&self, mailbox: u64) -> Result<Vec<Message>> {
         let tx = self.db.begin_read()?;
-        let t = tx.open_table(MESSAGES)?;
-        let mut out = Vec::new();
-        for e in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
-            let (k, v) = e?;
-            if let Some(m) = Message::decode(k.value().1, v.value()) {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        Self::collect_messages(&tx.open_table(MESSAGES)?, mailbox)
     }
 
     pub fn body_path(&self, body_id: u64) -> PathBuf {
