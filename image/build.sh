@@ -71,7 +71,7 @@ kpkg=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null | sed -n 's/.*Depen
 userland="busybox-static:arm64 libc6:arm64 e2fsprogs:arm64 libext2fs2:arm64 libcom-err2:arm64 libblkid1:arm64
   libuuid1:arm64 libss2:arm64 fdisk:arm64 util-linux:arm64 libfdisk1:arm64 libsmartcols1:arm64 libmount1:arm64
   libselinux1:arm64 libpcre2-8-0:arm64 libreadline8:arm64 libtinfo6:arm64 libncursesw6:arm64
-  dropbear-bin:arm64 libcrypt1:arm64 libtomcrypt1:arm64 libtommath1:arm64 zlib1g:arm64"
+  dropbear-bin:arm64 libcrypt1:arm64 libtomcrypt1:arm64 libtommath1:arm64 libgmp10:arm64 zlib1g:arm64"
 # shellcheck disable=SC2086
 fetch "$kpkg:arm64" raspi-firmware $userland
 x() { # extract the deb of package $1 into $DEB/$1 (once); echo the dir
@@ -107,7 +107,7 @@ cp "$BB/bin/busybox" "$ROOT/bin/busybox"
 # glibc-linked e2fsprogs + sfdisk (Buildroot: BR2_PACKAGE_E2FSPROGS, util-linux fdisk)
 for p in libc6 e2fsprogs libext2fs2 libcom-err2 libblkid1 libuuid1 libss2 fdisk libfdisk1 \
          libsmartcols1 libmount1 libselinux1 libpcre2-8-0 libreadline8 libtinfo6 libncursesw6 \
-         libcrypt1 libtomcrypt1 libtommath1 zlib1g; do
+         libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g; do
     d=$(x "$p")
     for ld in lib lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu; do
         [ -d "$d/$ld" ] || continue
@@ -135,7 +135,8 @@ install -m 0755 "$relay" "$ROOT/usr/bin/chatrelay"
 cp -a "$HERE/rootfs-overlay/." "$ROOT/"
 bash "$HERE/post-build.sh" "$ROOT"
 for b in sbin/sfdisk sbin/partx sbin/resize2fs sbin/mke2fs sbin/e2fsck usr/sbin/dropbear usr/bin/dropbearkey; do
-    if qemu-aarch64-static -L "$ROOT" "$ROOT/$b" -V 2>&1 | grep -q 'error while loading'; then
+    out=$(qemu-aarch64-static -L "$ROOT" "$ROOT/$b" -V 2>&1 || true)
+    if echo "$out" | grep -q 'error while loading'; then
         die "stand-in $b does not run (missing library?)"
     fi
 done
