@@ -56,8 +56,14 @@ pub async fn post(
     .await
     .ok_or("TLS timeout")?
     .map_err(|e| format!("TLS: {e}"))?;
+    // RFC 9110 §7.2: Host carries the port when it is not the default.
+    let host_hdr = if addr.port() == 443 {
+        host.to_string()
+    } else {
+        format!("{host}:{}", addr.port())
+    };
     let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {host_hdr}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
     for (k, v) in headers {

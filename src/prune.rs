@@ -9,7 +9,9 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::store::{flag, Store};
 
-/// Messages at least this large count as "large" (spec §10.1).
+/// Removals after which the index is compacted.
+const COMPACT_AFTER: u64 = 1000;
+/// Messages larger than this count as "large" (spec §10.1).
 pub const LARGE: u64 = 200_000;
 /// Expunge at most this many messages per index transaction.
 const BATCH: usize = 500;
@@ -23,14 +25,15 @@ pub struct Report {
     pub messages_removed: u64,
     pub large_removed: u64,
     pub tokens_removed: u64,
+    pub quota_removed: u64,
 }
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "prune: {} accounts checked, {} inactive accounts removed, {} old messages and {} large messages removed, {} push tokens expired",
-            self.accounts, self.accounts_removed, self.messages_removed, self.large_removed, self.tokens_removed
+            "prune: {} accounts checked, {} inactive accounts removed, {} old messages and {} large messages removed, {} push tokens expired, {} messages trimmed for quota",
+            self.accounts, self.accounts_removed, self.messages_removed, self.large_removed, self.tokens_removed, self.quota_removed
         )
     }
 }
@@ -93,6 +96,26 @@ pub async fn run(
             }
         }
         r.tokens_removed += prune_tokens(store, &acc.addr, now, dry_run)?;
+        // Spec §10.1 step 4: the daily job also trims every mailbox to 70 %.
+        if !dry_run {
+            let target = cfg.max_mailbox_size / 10 * 7;
+            if let Ok(Some((inbox, removed))) = store.trim_quota(&acc.addr, target, now - DAY) {
+                r.quota_removed += removed.len() as u64;
+                if let Some(h) = hub {
+                    h.notify(inbox.id, None);
+                }
+            }
+        }
+    }
+    // Give the freed index pages back to the file system after a big prune.
+    if !dry_run
+        && r.accounts_removed + r.messages_removed + r.large_removed + r.quota_removed
+            >= COMPACT_AFTER
+    {
+        match store.compact() {
+            Ok(_) => log::info!("prune: index compacted"),
+            Err(e) => log::warn!("prune: index compaction skipped: {e}"),
+        }
     }
     Ok(r)
 }

@@ -253,7 +253,9 @@ pub fn default_special_use(name: &str) -> Option<&'static str> {
 }
 
 pub struct Store {
-    db: Database,
+    /// In a RefCell only so that `compact` can get `&mut`; transactions never
+    /// outlive a call, so the borrow is always free between calls.
+    db: std::cell::RefCell<Database>,
     bodies: Bodies,
     data_dir: PathBuf,
     /// Next body id: kept in memory, started above every id in the index and
@@ -276,7 +278,7 @@ impl Store {
         let bodies = Bodies::open(data_dir)?;
         let db = Database::create(data_dir.join("index.redb"))?;
         let store = Store {
-            db,
+            db: std::cell::RefCell::new(db),
             bodies,
             data_dir: data_dir.to_path_buf(),
             next_body: std::cell::Cell::new(1),
@@ -292,7 +294,7 @@ impl Store {
     }
 
     fn init_tables(&self) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         tx.open_table(ACCOUNTS)?;
         tx.open_table(MAILBOXES)?;
         tx.open_table(MESSAGES)?;
@@ -311,7 +313,7 @@ impl Store {
     fn sweep_orphans(&self) -> Result<u64> {
         let on_disk: HashSet<u64> = self.bodies.scan()?.into_iter().collect();
         let mut max_id = on_disk.iter().copied().max().unwrap_or(0);
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         let mut known = HashSet::new();
         let mut missing = HashSet::new();
         let inline: HashSet<u64> = {
@@ -379,14 +381,14 @@ impl Store {
     // ------------------------------------------------------------------ accounts
 
     pub fn get_account(&self, addr: &str) -> Result<Option<Account>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.borrow().begin_read()?;
         let t = tx.open_table(ACCOUNTS)?;
         Ok(t.get(addr)?.and_then(|v| Account::decode(addr, v.value())))
     }
 
     /// Create an account with its INBOX. `Exists` if it is already there.
     pub fn create_account(&self, addr: &str, hash: &str, today: u32) -> Result<Account> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         let acc = Account {
             addr: addr.to_string(),
             hash: hash.to_string(),
@@ -420,7 +422,7 @@ impl Store {
     }
 
     fn update_account(&self, addr: &str, f: impl FnOnce(&mut Account)) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         {
             let mut t = tx.open_table(ACCOUNTS)?;
             let mut a = match t.get(addr)?.and_then(|v| Account::decode(addr, v.value())) {
@@ -435,7 +437,7 @@ impl Store {
     }
 
     pub fn account_count(&self) -> Result<u64> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.borrow().begin_read()?;
         Ok(tx.open_table(ACCOUNTS)?.len()?)
     }
 
@@ -471,21 +473,21 @@ impl Store {
         name: &str,
         special_use: Option<String>,
     ) -> Result<Mailbox> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         let mb = Self::create_mailbox_tx(&tx, addr, name, special_use)?;
         tx.commit()?;
         Ok(mb)
     }
 
     pub fn get_mailbox(&self, addr: &str, name: &str) -> Result<Option<Mailbox>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.borrow().begin_read()?;
         let t = tx.open_table(MAILBOXES)?;
         Ok(t.get((addr, name))?
             .and_then(|v| Mailbox::decode(name, v.value())))
     }
 
     pub fn list_mailboxes(&self, addr: &str) -> Result<Vec<Mailbox>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.borrow().begin_read()?;
         let t = tx.open_table(MAILBOXES)?;
         let mut out = Vec::new();
         for e in t.range((addr, "")..)? {
@@ -502,7 +504,7 @@ impl Store {
     }
 
     pub fn set_subscribed(&self, addr: &str, name: &str, on: bool) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         {
             let mut t = tx.open_table(MAILBOXES)?;
             let mut mb = t
@@ -518,7 +520,7 @@ impl Store {
 
     /// Delete a mailbox and its messages. Returns the ids of bodies freed.
     pub fn delete_mailbox(&self, addr: &str, name: &str) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         let mb = {
             let mut t = tx.open_table(MAILBOXES)?;
             let mb = t
@@ -543,7 +545,7 @@ impl Store {
     /// RENAME (RFC 3501 §6.3.5): renaming INBOX moves its messages to the new
     /// mailbox and leaves INBOX empty; children `old/...` follow.
     pub fn rename_mailbox(&self, addr: &str, from: &str, to: &str) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         {
             let mut t = tx.open_table(MAILBOXES)?;
             if t.get((addr, to))?.is_some() {
@@ -602,7 +604,7 @@ impl Store {
 
     /// All messages of a mailbox in UID order.
     pub fn messages(&self, mailbox: u64) -> Result<Vec<Message>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.borrow().begin_read()?;
         Self::collect_messages(&tx.open_table(MESSAGES)?, mailbox)
     }
 
@@ -619,7 +621,7 @@ impl Store {
     }
 
     pub fn quota_used(&self, addr: &str) -> Result<u64> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.borrow().begin_read()?;
         Ok(tx
             .open_table(QUOTA)?
             .get(addr)?
@@ -722,7 +724,7 @@ impl Store {
     pub fn index_batch(&self, items: &[BatchItem]) -> Vec<Result<Delivered>> {
         let mut results: Vec<Result<Delivered>> = Vec::with_capacity(items.len());
         let outcome = (|| -> Result<()> {
-            let tx = self.db.begin_write()?;
+            let tx = self.db.borrow().begin_write()?;
             // Quota use including earlier items of this batch.
             let mut used: HashMap<String, u64> = HashMap::new();
             for item in items {
@@ -845,7 +847,7 @@ impl Store {
 
     /// An inline body, if this one is stored in the index.
     pub fn inline_body(&self, id: u64) -> Option<Vec<u8>> {
-        let tx = self.db.begin_read().ok()?;
+        let tx = self.db.borrow().begin_read().ok()?;
         let t = tx.open_table(INLINE).ok()?;
         let v = t.get(id).ok()??.value().to_vec();
         Some(v)
@@ -876,7 +878,7 @@ impl Store {
         bits: u8,
         keywords: &[String],
     ) -> Result<Vec<(u32, Flags)>> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         let mut changed = Vec::new();
         {
             let mut t = tx.open_table(MESSAGES)?;
@@ -954,7 +956,7 @@ impl Store {
     /// Remove messages; body files whose last reference is gone are unlinked
     /// after the commit. Returns the UIDs that were removed.
     pub fn expunge(&self, addr: &str, mailbox: u64, uids: &[u32]) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         let freed = Self::expunge_tx(&tx, addr, mailbox, uids)?;
         tx.commit()?;
         for id in freed {
@@ -974,7 +976,7 @@ impl Store {
         limit: Option<u64>,
         remove_source: bool,
     ) -> Result<(u32, Vec<(u32, u32)>)> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         let mut pairs = Vec::new();
         let uidvalidity;
         let mut freed = Vec::new();
@@ -1033,13 +1035,13 @@ impl Store {
     // ------------------------------------------------------------------ metadata
 
     pub fn get_meta(&self, addr: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.borrow().begin_read()?;
         let t = tx.open_table(METADATA)?;
         Ok(t.get((addr, key))?.map(|v| v.value().to_vec()))
     }
 
     pub fn set_meta(&self, addr: &str, key: &str, value: Option<&[u8]>) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db.borrow().begin_write()?;
         {
             let mut t = tx.open_table(METADATA)?;
             match value {
