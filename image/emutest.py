@@ -169,16 +169,18 @@ class VM:
             if not self.alive():
                 raise AssertionError(f"{self.name}: qemu exited; tail:\n{self.text()[-1500:]}")
             try:
-                with socket.create_connection((HOST, port), timeout=5) as s:
+                # short timeouts: before the guest listens, QEMU's forwarder
+                # accepts and then just stalls; a long timeout would blur the figure
+                with socket.create_connection((HOST, port), timeout=2) as s:
                     with tls().wrap_socket(s, server_hostname=None) as t:
-                        t.settimeout(10)
+                        t.settimeout(5)
                         greeting = t.recv(200)
                         if greeting.startswith(b"* OK"):
                             return time.monotonic() - self.t_start
                         last = greeting
             except OSError as e:
                 last = e
-            time.sleep(0.5)
+            time.sleep(0.2)
         raise AssertionError(f"{self.name}: IMAPS on {HOST}:{port} not ready within {timeout:.0f}s "
                              f"(last: {last}); console tail:\n{self.text()[-1500:]}")
 
