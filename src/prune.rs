@@ -14,7 +14,7 @@ const COMPACT_AFTER: u64 = 1000;
 /// Messages larger than this count as "large" (spec §10.1).
 pub const LARGE: u64 = 200_000;
 /// Expunge at most this many messages per index transaction.
-const BATCH: usize = 500;
+const BATCH: usize = 100;
 const DAY: i64 = 86400;
 
 /// What one run removed: counts only, never addresses.
