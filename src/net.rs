@@ -13,13 +13,38 @@ pub type TlsStream = futures_rustls::server::TlsStream<TcpStream>;
 pub enum Conn {
     Plain(TcpStream),
     Tls(Box<TlsStream>),
+    /// IMAP COMPRESS=DEFLATE (RFC 4978) on top of another connection.
+    Deflate(Box<Deflate>),
     /// Taken out for a STARTTLS upgrade.
     Closed,
 }
 
+/// Raw DEFLATE both ways (RFC 4978 §4); `flush` does a sync flush so every
+/// response leaves at once.
+pub struct Deflate {
+    rd: async_compression::futures::bufread::DeflateDecoder<
+        futures_lite::io::BufReader<futures_lite::io::ReadHalf<Conn>>,
+    >,
+    wr: async_compression::futures::write::DeflateEncoder<futures_lite::io::WriteHalf<Conn>>,
+}
+
+impl Deflate {
+    pub fn new(inner: Conn) -> Deflate {
+        let (r, w) = futures_lite::io::split(inner);
+        let mut rd = async_compression::futures::bufread::DeflateDecoder::new(
+            futures_lite::io::BufReader::new(r),
+        );
+        rd.multiple_members(true);
+        Deflate {
+            rd,
+            wr: async_compression::futures::write::DeflateEncoder::new(w),
+        }
+    }
+}
+
 impl Conn {
     pub fn is_tls(&self) -> bool {
-        matches!(self, Conn::Tls(_))
+        matches!(self, Conn::Tls(_) | Conn::Deflate(_))
     }
 }
 
@@ -32,6 +57,7 @@ impl AsyncRead for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::Deflate(d) => Pin::new(&mut d.rd).poll_read(cx, buf),
             Conn::Closed => Poll::Ready(Ok(0)),
         }
     }
@@ -46,6 +72,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::Deflate(d) => Pin::new(&mut d.wr).poll_write(cx, buf),
             Conn::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
@@ -53,6 +80,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_flush(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::Deflate(d) => Pin::new(&mut d.wr).poll_flush(cx),
             Conn::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
@@ -60,6 +88,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_close(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Conn::Deflate(d) => Pin::new(&mut d.wr).poll_close(cx),
             Conn::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }

@@ -86,6 +86,9 @@ enum ReadCmd {
 impl Session {
     pub fn capabilities(&self) -> String {
         let mut c = String::from("IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE QUOTA METADATA XCHATMAIL XDELTAPUSH");
+        if self.ctx.cfg.imap_compress && !matches!(self.s.conn, Conn::Deflate(_)) {
+            c.push_str(" COMPRESS=DEFLATE");
+        }
         if self.starttls_pending {
             c.push_str(" STARTTLS LOGINDISABLED");
         } else if self.user.is_none() {
@@ -296,6 +299,32 @@ impl Session {
         }
     }
 
+    /// COMPRESS DEFLATE (RFC 4978 §3): only when `imap_compress` is on (it
+    /// costs ~256 KiB per connection); the OK goes out uncompressed.
+    async fn compress(&mut self, tag: &str, mech: &str) -> std::io::Result<Flow> {
+        if !self.ctx.cfg.imap_compress {
+            self.no(tag, "COMPRESS is not enabled on this server");
+            return Ok(Flow::Continue);
+        }
+        if matches!(self.s.conn, Conn::Deflate(_)) {
+            self.no(tag, "[COMPRESSIONACTIVE] DEFLATE active already");
+            return Ok(Flow::Continue);
+        }
+        if mech != "DEFLATE" {
+            self.bad(tag, "Unknown compression mechanism");
+            return Ok(Flow::Continue);
+        }
+        if self.s.buffered() > 0 {
+            self.bad(tag, "Data after COMPRESS");
+            return Ok(Flow::Close);
+        }
+        self.ok(tag, "DEFLATE active");
+        self.s.flush().await?;
+        let inner = self.s.take_conn();
+        self.s = Stream::new(Conn::Deflate(Box::new(crate::net::Deflate::new(inner))));
+        Ok(Flow::Continue)
+    }
+
     async fn login(&mut self, tag: &str, user: &[u8], pass: &[u8]) {
         if self.starttls_pending {
             self.no(tag, "[PRIVACYREQUIRED] LOGIN is disabled before STARTTLS");
@@ -454,7 +483,7 @@ impl Session {
             C::SetMetadata { mailbox, entries } => {
                 self.setmetadata(tag, user, &mailbox.0, &entries)
             }
-            C::Compress(_) => self.no(tag, "COMPRESS is not enabled on this server"),
+            C::Compress(mech) => return self.compress(tag, &mech).await,
             C::Idle => {
                 self.s.send(b"+ idling\r\n").await?;
                 return self.idle(tag).await;
