@@ -14,6 +14,8 @@ type Reply = async_channel::Sender<Result<Delivered, StoreError>>;
 /// Deliveries waiting for the next group commit.
 pub struct Committer {
     pending: RefCell<Vec<(BatchItem, Reply)>>,
+    /// Large bodies are written on blocking threads, at most two at a time.
+    writers: async_lock::Semaphore,
     wake_tx: async_channel::Sender<()>,
     wake_rx: async_channel::Receiver<()>,
 }
@@ -23,6 +25,7 @@ impl Default for Committer {
         let (wake_tx, wake_rx) = async_channel::bounded(1);
         Committer {
             pending: RefCell::new(Vec::new()),
+            writers: async_lock::Semaphore::new(2),
             wake_tx,
             wake_rx,
         }
@@ -64,6 +67,7 @@ pub async fn store_message(
         Some(msg)
     } else {
         let (tmp, dst) = ctx.store.body_write_paths(id);
+        let _permit = ctx.committer.writers.acquire().await;
         let written =
             blocking::unblock(move || crate::store::write_durable(&tmp, &dst, &msg)).await;
         if let Err(e) = written {
