@@ -50,12 +50,22 @@ RUN = WORK / "run"
 VENV_PY = REPO / ".venv" / "bin" / "python"
 
 HOST = "127.0.0.1"
-# host ports (127.0.0.1 only) -> guest ports
-P_IMAPS = int(os.environ.get("IMAGE_TEST_IMAPS_PORT", "10993"))
-P_SMTPS = int(os.environ.get("IMAGE_TEST_SMTPS_PORT", "10465"))
-P_HTTPS = int(os.environ.get("IMAGE_TEST_HTTPS_PORT", "10443"))
-P_RPI = int(os.environ.get("IMAGE_TEST_RPI_PORT", "11993"))
-P_SSH = int(os.environ.get("IMAGE_TEST_SSH_PORT", "10022"))
+# host ports (127.0.0.1 only) -> guest ports: free ones picked at start
+# (another run of this test may be going on), or fixed by IMAGE_TEST_*_PORT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _port(name: str) -> int:
+    v = os.environ.get(f"IMAGE_TEST_{name}_PORT")
+    return int(v) if v else _free_port()
+
+
+P_IMAPS, P_SMTPS, P_HTTPS, P_RPI, P_SSH = (_port(n) for n in ("IMAPS", "SMTPS", "HTTPS", "RPI", "SSH"))
 VIRT_CMDLINE = "root=/dev/vda2 rootfstype=squashfs ro rootwait console=tty1 console=ttyAMA0,115200 loglevel=4"
 
 results: list[tuple[str, bool, str]] = []
@@ -374,6 +384,15 @@ def check_data_grown(vm: VM) -> None:
     figures["data partition after first boot (2 GiB disk)"] = f"{mib:.0f} MiB"
 
 
+def check_data_created(vm: VM) -> None:
+    vm.wait_imaps(P_IMAPS, 180)
+    vm.wait_serial(r"^data: no data partition: creating one on vda$", 5)
+    st = status_block(vm)
+    assert re.search(r"^\s+/data\s+ext4\s+rw$", st, re.M), st
+    assert re.search(r"^\s+writable disks: /data $", st, re.M), st
+    new_account()   # the relay can store on it (and has >= 1 GiB free there)
+
+
 def check_imap_append_fetch(acct: dict) -> None:
     gpg = GPG[0]
     msgid = f"append-{random.randrange(10**9)}@image.test"
@@ -688,6 +707,14 @@ def main() -> int:
         if accts:
             check("virt: accounts and messages intact after the graceful reboot",
                   lambda: (check_accounts_persist(accts), check_nothing_lost(accts[1])))
+        vm.kill()
+
+        # ---- boot D: a card whose data partition is missing -------------
+        disk = fresh_disk("virt-nodata", "2G")
+        subprocess.run(["sfdisk", "-q", "--delete", str(disk), "3"], check=True, capture_output=True, timeout=30)
+        vm = VM("virt-nodata", disk, fwd=virt_fwd).start()
+        vms.append(vm)
+        check("virt: data partition created when missing, relay ready", check_data_created, vm)
         vm.kill()
 
         # ---- raspi3b smoke boot of the SD image ---------------------------

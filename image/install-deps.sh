@@ -45,7 +45,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     changed=1
 fi
 
-pkgs_main="gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-dev:arm64 genimage squashfs-tools mtools dosfstools e2fsprogs kmod cpio zstd xz-utils fdisk python3 gnupg"
+pkgs_main="gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-dev:arm64 genimage squashfs-tools mtools dosfstools e2fsprogs kmod cpio zstd xz-utils fdisk python3 gnupg openssh-client"
 pkgs_bpo="qemu-system-arm qemu-user-static"
 
 missing=""
@@ -84,7 +84,7 @@ if [ -n "$missing" ]; then
     fi
 fi
 
-for t in depmod qemu-system-aarch64 qemu-aarch64-static genimage mksquashfs mcopy mkfs.vfat mkfs.ext4 aarch64-linux-gnu-gcc; do
+for t in depmod ssh-keygen gpg qemu-system-aarch64 qemu-aarch64-static genimage mksquashfs mcopy mkfs.vfat mkfs.ext4 aarch64-linux-gnu-gcc; do
     command -v "$t" >/dev/null || die "$t still missing after install"
 done
 apt-cache show raspi-firmware >/dev/null 2>&1 || die "raspi-firmware unknown to apt (non-free-firmware component)"

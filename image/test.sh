@@ -7,7 +7,8 @@
 #   bash image/test.sh            # ends with "N passed, M failed"; exit 1 on failure
 #
 # Env: IMAGE_TEST_SKIP_BUILD=1 reuses target/image/binaries;
-#      IMAGE_TEST_*_PORT move the host ports (127.0.0.1 only).
+#      IMAGE_TEST_{IMAPS,SMTPS,HTTPS,SSH,RPI}_PORT fix the host ports
+#      (127.0.0.1 only; default: free ports picked at start).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -15,7 +16,7 @@ t0=$(date +%s)
 
 fail() { echo "image/test.sh: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
-for t in qemu-system-aarch64 genimage mksquashfs mcopy gpg; do
+for t in qemu-system-aarch64 genimage mksquashfs mcopy gpg ssh-keygen sfdisk; do
     command -v "$t" >/dev/null || fail "$t missing: run 'bash image/install-deps.sh' first"
 done
 if [ "${IMAGE_TEST_SKIP_BUILD:-0}" != 1 ]; then
