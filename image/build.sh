@@ -8,8 +8,9 @@
 #
 #   bash image/build.sh            -> $WORK/binaries/{sdcard.img,Image,initrd.img,*.dtb}
 #
-# Env: CHATRELAY_IMAGE_WORK (default: <repo>/target/image), CHATRELAY_BIN (use
-# this aarch64 binary instead of building one), BOARD (default rpi3_64).
+# Env: CHATRELAY_IMAGE_WORK (default: <repo>/target/image), CHATRELAY_IMAGE_BIN
+# (use this static aarch64 binary instead of building one; CHATRELAY_BIN is the
+# e2e tests' native binary and is ignored here), BOARD (default rpi3_64).
 # Run image/install-deps.sh first (as root).
 set -euo pipefail
 
@@ -31,8 +32,8 @@ done
 mkdir -p "$DL" "$DEB" "$BIN"
 
 # ---------------------------------------------------------------- chatrelay
-if [ -n "${CHATRELAY_BIN:-}" ]; then
-    relay=$CHATRELAY_BIN
+if [ -n "${CHATRELAY_IMAGE_BIN:-}" ]; then
+    relay=$CHATRELAY_IMAGE_BIN
 else
     log "cross-compiling chatrelay for $TRIPLE"
     rustup target list --installed 2>/dev/null | grep -qx "$TRIPLE" \
@@ -45,7 +46,7 @@ else
 fi
 [ -f "$relay" ] || die "no chatrelay binary at $relay"
 # must be a static aarch64 ELF: e_machine 0xb7, no PT_INTERP
-[ -n "${CHATRELAY_BIN:-}" ] || python3 - "$relay" <<'EOF' || die "$relay is not a static aarch64 ELF"
+python3 - "$relay" <<'EOF' || die "$relay is not a static aarch64 ELF"
 import struct, sys
 d = open(sys.argv[1], 'rb').read(1 << 16)
 assert d[:4] == b'\x7fELF' and d[4] == 2 and struct.unpack_from('<H', d, 18)[0] == 0xb7
