@@ -55,7 +55,7 @@ assert all(struct.unpack_from('<I', d, phoff + i * phentsize)[0] != 3 for i in r
 EOF
 
 # ---------------------------------------------------- Debian stand-in debs
-fetch() { # fetch PKG[:arch]... into $DL (once)
+fetch() { # fetch PKG[:arch]... into $DL (once); fails if apt cannot get them
     local need=()
     for p in "$@"; do
         local n=${p%%:*}
@@ -63,18 +63,30 @@ fetch() { # fetch PKG[:arch]... into $DL (once)
     done
     [ ${#need[@]} = 0 ] && return 0
     log "apt-get download ${need[*]}"
-    ( cd "$DL" && apt-get download "${need[@]}" >/dev/null 2>"$WORK/apt-download.log" ) \
-        || { cat "$WORK/apt-download.log" >&2; die "apt-get download failed (run image/install-deps.sh)"; }
+    ( cd "$DL" && apt-get download "${need[@]}" >/dev/null 2>"$WORK/apt-download.log" )
 }
-kpkg=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*-arm64\).*/\1/p' | head -n 1)
-[ -n "$kpkg" ] || kpkg=$(cd "$DL" && ls linux-image-*-arm64_*.deb 2>/dev/null | sed 's/_.*//' | head -n 1)
-[ -n "$kpkg" ] || die "cannot resolve the arm64 kernel package (apt-get update? dpkg --add-architecture arm64?)"
+resolve_kernel() { # the versioned package behind Debian's linux-image-arm64
+    local k
+    k=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*-arm64\).*/\1/p' | head -n 1)
+    [ -n "$k" ] || k=$(cd "$DL" && ls linux-image-*-arm64_*.deb 2>/dev/null | sed 's/_.*//' | head -n 1)
+    [ -n "$k" ] || die "cannot resolve the arm64 kernel package (apt-get update? dpkg --add-architecture arm64?)"
+    echo "$k"
+}
 userland="busybox-static:arm64 libc6:arm64 e2fsprogs:arm64 libext2fs2:arm64 libcom-err2:arm64 libblkid1:arm64
   libuuid1:arm64 libss2:arm64 fdisk:arm64 util-linux:arm64 libfdisk1:arm64 libsmartcols1:arm64 libmount1:arm64
   libselinux1:arm64 libpcre2-8-0:arm64 libreadline8:arm64 libtinfo6:arm64 libncursesw6:arm64
   dropbear-bin:arm64 libcrypt1:arm64 libtomcrypt1:arm64 libtommath1:arm64 libgmp10:arm64 zlib1g:arm64"
+kpkg=$(resolve_kernel)
 # shellcheck disable=SC2086
-fetch "$kpkg:arm64" raspi-firmware $userland
+if ! fetch "$kpkg:arm64" raspi-firmware $userland; then
+    # stale package lists (a superseded kernel ABI, say): refresh once, retry
+    log "apt-get download failed; apt-get update and retry"
+    apt-get update -q >/dev/null 2>&1 || true
+    kpkg=$(resolve_kernel)
+    # shellcheck disable=SC2086
+    fetch "$kpkg:arm64" raspi-firmware $userland \
+        || { cat "$WORK/apt-download.log" >&2; die "apt-get download failed (run image/install-deps.sh)"; }
+fi
 x() { # extract the deb of package $1 into $DEB/$1 (once); echo the dir
     local d=$DEB/$1
     if [ ! -d "$d" ]; then
