@@ -855,8 +855,10 @@ class DCAccountFactory:
             params.update(smtpPort=relay.port("submissions_port"), smtpSecurity="ssl")
         return params
 
-    def _configure(self, account, relay: Relay, addr: str, password: str) -> None:
+    def _configure(self, account, relay: Relay, addr: str, password: str,
+                   **overrides) -> None:
         params = self._transport_params(relay, addr, password)
+        params.update(overrides)
         run_with_deadline(
             lambda: account.add_or_update_transport(params),
             120,
@@ -865,11 +867,15 @@ class DCAccountFactory:
         assert account.is_configured()
         self.credentials[account.id] = Creds(addr, password)
 
-    def via_http(self, relay: Relay):
-        """POST /new, then configure with the returned address and password."""
+    def via_http(self, relay: Relay, **overrides):
+        """POST /new, then configure with the returned address and password.
+
+        ``overrides``: further EnteredLoginParam keys, e.g. imapPort=143,
+        imapSecurity="starttls".
+        """
         data = relay.new_account()
         account = self.dc.dc.add_account()
-        self._configure(account, relay, data["email"], data["password"])
+        self._configure(account, relay, data["email"], data["password"], **overrides)
         return account
 
     def via_dclogin(self, relay: Relay):

@@ -260,3 +260,18 @@ def test_underscore_domain_mode(relay_factory, dcf):
     assert ac1.get_config("configured_addr").endswith("@_chatrelay.test")
     _assert_text_arrives_encrypted(ac1, ac2, "hello underscore")
     _assert_text_arrives_encrypted(ac2, ac1, "hello back")
+
+
+def test_starttls_ports_and_alpn_443(relay, dcf):
+    """Delta Chat on 143/587 (STARTTLS) and on 443 (ALPN imap/smtp), not just 993/465."""
+    ac_starttls = dcf.via_http(relay, imapPort=143, imapSecurity="starttls",
+                               smtpPort=587, smtpSecurity="starttls")
+    ac_443 = dcf.via_http(relay, imapPort=443, imapSecurity="ssl",
+                          smtpPort=443, smtpSecurity="ssl")
+    dcf.bring_online(ac_starttls)
+    dcf.bring_online(ac_443)
+    for ac, port in ((ac_starttls, 143), (ac_443, 443)):
+        [t] = ac.list_transports()
+        assert t["imapPort"] == port, t
+    _assert_text_arrives_encrypted(ac_starttls, ac_443, "from 587 to 443")
+    _assert_text_arrives_encrypted(ac_443, ac_starttls, "from 443 to 587")
