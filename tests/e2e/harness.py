@@ -360,6 +360,7 @@ class ExternalRelay(Relay):
 
 def _relay_env(extra: Optional[dict]) -> dict:
     env = dict(os.environ)
+    env.setdefault("CHATRELAY_LOG", "info")  # the relay's own log level variable
     env.setdefault("RUST_LOG", "info")
     env.setdefault("RUST_BACKTRACE", "1")
     if extra:

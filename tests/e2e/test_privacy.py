@@ -84,8 +84,8 @@ def _raw_tls(relay, port, payload: bytes, alpn=None) -> bytes:
 
 
 def test_client_ip_is_neither_stored_nor_logged(relay_factory, gpg):
-    # Most verbose logging the relay may honour: nothing may leak even there.
-    relay = relay_factory.make(env={"RUST_LOG": "debug"})
+    # The most verbose logging (CHATRELAY_LOG=trace): nothing may leak even there.
+    relay = relay_factory.make(env={"CHATRELAY_LOG": "trace", "RUST_LOG": "trace"})
 
     # --- HTTPS --------------------------------------------------------------
     a_json = relay.new_account(source_address=SRC)
