@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import email
+import imaplib
 import os
 import smtplib
 
@@ -14,6 +15,7 @@ import pytest
 
 from harness import (
     create_account,
+    imap_connect,
     imap_login,
     imap_wait_for_messages,
     make_encrypted_message,
@@ -336,3 +338,40 @@ def test_dot_stuffing_round_trip(relay, users, gpg):
     [stored] = _fetch_all(relay, b, 1)
     assert b"\r\n\r\n" + preamble in stored, stored[:600]
     assert stored.endswith(body), "message body changed in transit"
+
+
+@pytest.mark.parametrize(
+    "localpart, password, why",
+    [
+        ("abcdefgh", "password123", "local part too short"),
+        ("abcdefghij", "password123", "local part too long"),
+        ("ABCDEFGHI", "password123", "upper case"),
+        ("abcd+efgh", "password123", "charset"),
+        ("abcdefghi", "pass1234", "password too short"),
+    ],
+)
+def test_auth_creation_rules(relay, localpart, password, why):
+    """SMTP AUTH shares create-on-first-login with IMAP (spec §4.4)."""
+    smtp = smtp_connect(relay)
+    try:
+        with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+            smtp.login(relay.addr(localpart), password)
+        assert e.value.smtp_code == 535, (why, e.value)
+    finally:
+        smtp.close()
+    # ... and nothing was created: IMAP refuses the same login too.
+    imap = imap_connect(relay)
+    try:
+        with pytest.raises(imaplib.IMAP4.error):
+            imap.login(relay.addr(localpart), password)
+    finally:
+        imap.shutdown()
+
+
+def test_auth_foreign_domain_refused(relay):
+    smtp = smtp_connect(relay)
+    try:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            smtp.login(f"{random_localpart()}@example.org", "password123")
+    finally:
+        smtp.close()
