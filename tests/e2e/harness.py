@@ -20,6 +20,7 @@ Every wait has a deadline; pytest-timeout (pytest.ini) is the backstop.
 
 from __future__ import annotations
 
+import atexit
 import email.utils
 import http.client
 import imaplib
@@ -41,8 +42,6 @@ import time
 import urllib.parse
 from pathlib import Path
 from typing import Callable, Optional
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -138,6 +137,16 @@ class RelayError(AssertionError):
     pass
 
 
+_LIVE: set = set()
+
+
+@atexit.register
+def _kill_leftover_relays() -> None:
+    for relay in list(_LIVE):
+        if relay.proc is not None and relay.proc.poll() is None:
+            relay.proc.kill()
+
+
 class Relay:
     """One ``chatrelay serve`` process on its own loopback address."""
 
@@ -215,8 +224,10 @@ class Relay:
                 stdout=f,
                 stderr=f,
                 env=self.env,
-                start_new_session=True,
+                # Same process group as pytest: a `timeout` that ends the test
+                # run ends the relays too.
             )
+            _LIVE.add(self)
         end = time.monotonic() + deadline
         while True:
             data = self.log_path.read_bytes()[offset:]
