@@ -612,6 +612,15 @@ def check_ssh_keys_only(vm: VM, key: Path) -> None:
     assert p.returncode != 0, "password/keyboard-interactive login succeeded"
 
 
+def check_watchdog_fires(vm: VM, key: Path) -> float:
+    """Freeze the watchdog daemon (as a hung system would): the i6300esb must reset the VM."""
+    p = ssh(key, "kill -STOP $(pidof watchdog) && echo STOPPED")
+    assert b"STOPPED" in p.stdout, p.stderr
+    t0 = time.monotonic()
+    vm.wait_exit(120)          # -no-reboot: the watchdog's reset ends QEMU
+    return time.monotonic() - t0
+
+
 def check_sd_contents(disk: Path) -> None:
     out = subprocess.run(["mdir", "-b", "-i", f"{disk}@@4M", "::/"], capture_output=True, check=True,
                          env=mtools_env(), timeout=30).stdout.decode()
@@ -707,6 +716,10 @@ def main() -> int:
         if accts:
             check("virt: accounts and messages intact after the graceful reboot",
                   lambda: (check_accounts_persist(accts), check_nothing_lost(accts[1])))
+        wd = check("virt: hardware watchdog resets a hung system (watchdog daemon stopped)",
+                   check_watchdog_fires, vm, key)
+        if wd:
+            figures["watchdog reset after the daemon stopped"] = f"{wd:.0f} s"
         vm.kill()
 
         # ---- boot D: a card whose data partition is missing -------------
@@ -726,6 +739,8 @@ def main() -> int:
         if ready:
             figures["raspi3b boot to IMAPS ready"] = f"{ready:.1f} s"
         check("raspi3b: invitation on the serial console", check_console_invite, vm)
+        check("raspi3b: no RTC, clock set forward to the build time until NTP",
+              vm.wait_serial, r"^clock: set forward to .* \(not yet synchronised\)$", 5)
         vm.kill()
     finally:
         for v in vms:
