@@ -384,6 +384,15 @@ def check_data_grown(vm: VM) -> None:
     figures["data partition after first boot (2 GiB disk)"] = f"{mib:.0f} MiB"
 
 
+def check_domain_console(vm: VM) -> None:
+    vm.wait_imaps(P_IMAPS, 180)
+    st = status_block(vm)
+    assert "config:  /boot/chatmail.ini" in st, st
+    assert "DCACCOUNT:https://chat.example.org/new" in st, st
+    assert len([ln for ln in st.splitlines() if ln.count("█") >= 10]) >= 10, "no QR code"
+    assert "DNS records to create:" in st and re.search(r"^chat\.example\.org\.\s.*\bMX\b", st, re.M), st
+
+
 def check_data_created(vm: VM) -> None:
     vm.wait_imaps(P_IMAPS, 180)
     vm.wait_serial(r"^data: no data partition: creating one on vda$", 5)
@@ -728,6 +737,15 @@ def main() -> int:
         vm = VM("virt-nodata", disk, fwd=virt_fwd).start()
         vms.append(vm)
         check("virt: data partition created when missing, relay ready", check_data_created, vm)
+        vm.kill()
+
+        # ---- boot E: domain mode from the boot partition -----------------
+        disk = fresh_disk("virt-domain", "2G")
+        mcopy_in(disk, "chatmail.ini", b"[params]\r\nmail_domain = chat.example.org\r\n")
+        vm = VM("virt-domain", disk, fwd=virt_fwd).start()
+        vms.append(vm)
+        check("virt: domain mode (mail_domain in chatmail.ini): DCACCOUNT link, QR, DNS records on the console",
+              check_domain_console, vm)
         vm.kill()
 
         # ---- raspi3b smoke boot of the SD image ---------------------------
