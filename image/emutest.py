@@ -3,15 +3,18 @@
 
 Boots the SD-card image that image/build.sh assembled, under QEMU (TCG):
 
-* ``virt`` (aarch64), virtio disk = a fresh copy of sdcard.img grown to 1 GiB,
+* ``virt`` (aarch64), virtio disk = a fresh copy of sdcard.img grown to 2 GiB,
   user-mode network with ``restrict=on`` and only host-forwarded ports on
-  127.0.0.1 (IMAPS, SMTPS, HTTPS). Boot A: first boot (data partition grown),
+  127.0.0.1 (IMAPS, SMTPS, HTTPS, SSH). Boot A: first boot (data partition grown),
   console status/invite, read-only root, HTTPS /new, IMAP APPEND+FETCH over
   TLS, SMTPS delivery, the Delta Chat core e2e (project venv), then a hard kill
   of QEMU while messages are being delivered. Boot B on the same disk: every
   acknowledged message is there; graceful reboot (Ctrl-Alt-Del -> init ->
-  rcK). Boot C on the same disk with chatmail.ini + wifi.txt on the boot
-  partition: the relay honours them, data still intact.
+  rcK). Boot C on the same disk with chatmail.ini, wifi.txt and
+  authorized_keys on the boot partition: the relay honours them, SSH with the
+  key only (and a look from inside), data still intact, then the frozen
+  watchdog daemon gets the VM reset by the hardware watchdog. Boot D: a disk
+  without a data partition gets one. Boot E: domain mode on the console.
 * ``raspi3b``: smoke boot of the SD image itself (firmware, DTBs, config.txt,
   cmdline.txt present; the relay answers over USB networking).
 
