@@ -7,10 +7,13 @@ T=${1:?usage: post-build.sh TARGET_DIR}
 
 # Buildroot package init scripts that we replace or must not run:
 # syslogd/klogd (ours: S01logging, RAM only), seedrng/urandom (ours: S21seed
-# in /data), ifupdown network (ours: S40network, DHCP on every interface),
-# dropbear (ours: S50dropbear, only with /boot/authorized_keys), ntp.
-for s in S01syslogd S01klogd S02klogd S02sysctl S20urandom S20seedrng S40network \
-         S49ntp S48sntp S49chrony S50dropbear S80dhcp-relay S80dhcp-server; do
+# in /data), ifupdown network (ours: S41network, DHCP on every interface),
+# dropbear (ours: S51ssh, only with /boot/authorized_keys), watchdog (ours:
+# S25watchdog), ntp; and servers the appliance does not run (busybox crond,
+# telnetd, httpd, ifplugd).
+for s in S01syslogd S01klogd S02klogd S02sysctl S15watchdog S20urandom S20seedrng \
+         S40network S41ifplugd S49ntp S48sntp S49chrony S50crond S50telnet S50dropbear \
+         S80dhcp-relay S80dhcp-server S90httpd; do
     rm -f "$T/etc/init.d/$s"
 done
 
