@@ -68,7 +68,30 @@ fn primary_ipv4() -> Ipv4Addr {
             _ => None,
         }
     };
-    probe().unwrap_or(Ipv4Addr::LOCALHOST)
+    probe()
+        .or_else(first_local_ipv4)
+        .unwrap_or(Ipv4Addr::LOCALHOST)
+}
+
+/// Without a default route (an isolated LAN, a VM without router): the first
+/// non-loopback local address from the kernel's FIB (`/proc/net/fib_trie`
+/// lists local addresses as `|-- a.b.c.d` followed by `/32 host LOCAL`).
+fn first_local_ipv4() -> Option<Ipv4Addr> {
+    let text = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
+    let mut last: Option<Ipv4Addr> = None;
+    for line in text.lines() {
+        let t = line.trim_start_matches([' ', '|', '+', '-']).trim();
+        if let Ok(ip) = t.parse::<Ipv4Addr>() {
+            last = Some(ip);
+        } else if t.contains("/32 host LOCAL") {
+            if let Some(ip) = last {
+                if !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified() {
+                    return Some(ip);
+                }
+            }
+        }
+    }
+    None
 }
 
 fn load_config(a: &Args) -> Result<Config, String> {
