@@ -117,6 +117,9 @@ pub struct Stream {
 }
 
 const READ_CHUNK: usize = 4096;
+/// Line reads use a small stack buffer: an idle session waits inside this
+/// read, and the buffer is part of its future (memory per idle session).
+const LINE_CHUNK: usize = 512;
 
 impl Stream {
     pub fn new(conn: Conn) -> Stream {
@@ -152,7 +155,7 @@ impl Stream {
     /// Cancel-safe: bytes are only appended once the read completed, so a
     /// `read_line` raced against another future (IDLE) loses nothing.
     async fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; READ_CHUNK];
+        let mut chunk = [0u8; LINE_CHUNK];
         let n = self.conn.read(&mut chunk).await?;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
@@ -194,17 +197,31 @@ impl Stream {
     }
 
     /// Read exactly `n` bytes into `dst` (appending).
+    /// Buffered bytes first, then straight from the connection into `dst`
+    /// in large reads (literals, request bodies).
     pub async fn read_exact_into(&mut self, n: usize, dst: &mut Vec<u8>) -> io::Result<bool> {
-        let mut need = n;
+        let take = n.min(self.buf.len() - self.start);
+        dst.extend_from_slice(&self.buf[self.start..self.start + take]);
+        self.start += take;
+        self.compact();
+        let mut need = n - take;
         while need > 0 {
-            if self.start == self.buf.len() && self.fill().await? == 0 {
+            let old = dst.len();
+            let want = need.min(64 * 1024);
+            dst.resize(old + want, 0);
+            let got = self.conn.read(&mut dst[old..]).await;
+            let got = match got {
+                Ok(g) => g,
+                Err(e) => {
+                    dst.truncate(old);
+                    return Err(e);
+                }
+            };
+            dst.truncate(old + got);
+            if got == 0 {
                 return Ok(false);
             }
-            let take = need.min(self.buf.len() - self.start);
-            dst.extend_from_slice(&self.buf[self.start..self.start + take]);
-            self.start += take;
-            need -= take;
-            self.compact();
+            need -= got;
         }
         Ok(true)
     }
