@@ -83,6 +83,8 @@ pub struct Config {
     pub prune_time: (u32, u32),
     /// DKIM selector (upstream: `opendkim`).
     pub dkim_selector: String,
+    /// Sign with Ed25519 (RFC 8463) instead of RSA-2048.
+    pub dkim_ed25519: bool,
     /// Keys that were present but unknown (warned about at startup).
     pub unused_keys: Vec<String>,
 }
@@ -365,6 +367,7 @@ impl Config {
                 out
             },
             dkim_selector: p.string("dkim_selector", "opendkim"),
+            dkim_ed25519: p.boolean("dkim_ed25519", false)?,
             notification_url: {
                 let v = p.string(
                     "notification_url",

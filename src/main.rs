@@ -155,8 +155,11 @@ fn print_dns(cfg: &Config) -> Result<(), String> {
         return Ok(());
     }
     let d = &cfg.mail_domain;
-    let key =
-        chatrelay::dkim::SigningKey::load_or_generate(&cfg.data_dir, &cfg.dkim_selector, false)?;
+    let key = chatrelay::dkim::SigningKey::load_or_generate(
+        &cfg.data_dir,
+        &cfg.dkim_selector,
+        cfg.dkim_ed25519,
+    )?;
     let txt = key.dns_record();
     // TXT character-strings are at most 255 bytes (RFC 1035 §3.3).
     let chunks: Vec<String> = txt
@@ -227,8 +230,12 @@ fn serve(cfg: Config) -> Result<(), String> {
     let dkim_key = match cfg.ip_literal {
         Some(_) => None,
         None => Some(
-            chatrelay::dkim::SigningKey::load_or_generate(&cfg.data_dir, &cfg.dkim_selector, false)
-                .map_err(|e| format!("DKIM key: {e}"))?,
+            chatrelay::dkim::SigningKey::load_or_generate(
+                &cfg.data_dir,
+                &cfg.dkim_selector,
+                cfg.dkim_ed25519,
+            )
+            .map_err(|e| format!("DKIM key: {e}"))?,
         ),
     };
     let cfg = Rc::new(cfg);
