@@ -541,6 +541,21 @@ impl<'a> Parser<'a> {
     }
 
     /// `(` item *(SP item) `)`, tolerating extra spaces and `()`.
+    /// `(KEY n)` modifier lists of RFC 7162 (CHANGEDSINCE, UNCHANGEDSINCE):
+    /// the only modifier `cmd` accepts is `key`; the last value wins.
+    fn modseq_modifiers(&mut self, cmd: &str, key: &str) -> R<Option<u64>> {
+        let mods = self.paren_list(&format!("{cmd} modifiers"), |p| {
+            let k = upper(p.atom(&format!("{cmd} modifier"))?);
+            if k == key {
+                p.sp(&format!("{key} value"))?;
+                p.number_u64(&format!("{key} value"))
+            } else {
+                Err(format!("unsupported {cmd} modifier {k}"))
+            }
+        })?;
+        Ok(mods.last().copied())
+    }
+
     fn paren_list<T>(&mut self, what: &str, mut item: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
         self.expect(b'(', &format!("to start {what}"))?;
         let mut v = Vec::new();
@@ -783,17 +798,7 @@ impl<'a> Parser<'a> {
                 let items = self.fetch_items()?;
                 let mut changed_since = None;
                 if self.eat(b' ') {
-                    let mods = self.paren_list("FETCH modifiers", |p| {
-                        let k = upper(p.atom("FETCH modifier")?);
-                        match k.as_str() {
-                            "CHANGEDSINCE" => {
-                                p.sp("CHANGEDSINCE value")?;
-                                p.number_u64("CHANGEDSINCE value")
-                            }
-                            _ => Err(format!("unsupported FETCH modifier {k}")),
-                        }
-                    })?;
-                    changed_since = mods.last().copied();
+                    changed_since = self.modseq_modifiers("FETCH", "CHANGEDSINCE")?;
                 }
                 CommandBody::Fetch {
                     uid,
@@ -974,17 +979,7 @@ impl<'a> Parser<'a> {
         self.sp("STORE data item")?;
         let mut unchanged_since = None;
         if self.peek() == Some(b'(') {
-            let mods = self.paren_list("STORE modifiers", |p| {
-                let k = upper(p.atom("STORE modifier")?);
-                match k.as_str() {
-                    "UNCHANGEDSINCE" => {
-                        p.sp("UNCHANGEDSINCE value")?;
-                        p.number_u64("UNCHANGEDSINCE value")
-                    }
-                    _ => Err(format!("unsupported STORE modifier {k}")),
-                }
-            })?;
-            unchanged_since = mods.last().copied();
+            unchanged_since = self.modseq_modifiers("STORE", "UNCHANGEDSINCE")?;
             self.sp("STORE data item")?;
         }
         let item = upper(self.atom("STORE data item")?);
