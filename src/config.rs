@@ -145,7 +145,8 @@ pub fn parse_size_mb(key: &str, v: &str) -> Result<u64, ConfigError> {
             "bad value for {key}: {v:?} (expected a size like 500M or 1G)"
         ))
     })?;
-    if !(n >= 0.0) {
+    // Also refuses NaN.
+    if n.is_nan() || n < 0.0 {
         return Err(ConfigError(format!("bad value for {key}: {v:?}")));
     }
     Ok((n * mult as f64) as u64)

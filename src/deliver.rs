@@ -91,7 +91,7 @@ pub async fn store_message(
     let _ = ctx.committer.wake_tx.try_send(());
     rx.recv()
         .await
-        .unwrap_or_else(|_| Err(StoreError::Invalid("committer stopped")))
+        .unwrap_or(Err(StoreError::Invalid("committer stopped")))
 }
 
 fn reply_for(e: StoreError) -> String {

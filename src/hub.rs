@@ -5,9 +5,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+/// mailbox id -> (subscription id, wake-up sender)
+type Subscribers = HashMap<u64, Vec<(u64, async_channel::Sender<()>)>>;
+
 #[derive(Default)]
 pub struct Hub {
-    subs: RefCell<HashMap<u64, Vec<(u64, async_channel::Sender<()>)>>>,
+    subs: RefCell<Subscribers>,
     next: Cell<u64>,
 }
 

@@ -117,11 +117,15 @@ impl Session {
                                 .filter(|m| m.flags.has(flag::DELETED))
                                 .map(|m| m.uid)
                                 .collect(),
-                            Err(e) => return Ok(self.store_err(tag, e)),
+                            Err(e) => {
+                                self.store_err(tag, e);
+                                return Ok(());
+                            }
                         };
                         if !deleted.is_empty() {
                             if let Err(e) = self.ctx.store.expunge(user, sel.mb.id, &deleted) {
-                                return Ok(self.store_err(tag, e));
+                                self.store_err(tag, e);
+                                return Ok(());
                             }
                             self.ctx.hub.notify(sel.mb.id, Some(sel.sub.id()));
                         }

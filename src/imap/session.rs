@@ -234,34 +234,34 @@ impl Session {
                 let c = format!("* CAPABILITY {}\r\n", self.capabilities());
                 self.s.queue(c.as_bytes());
                 self.ok(&tag, "Capability completed.");
-                return Ok(Flow::Continue);
+                Ok(Flow::Continue)
             }
             C::Noop => {
                 self.sync_selected(true);
                 self.ok(&tag, "NOOP completed.");
-                return Ok(Flow::Continue);
+                Ok(Flow::Continue)
             }
             C::Logout => {
                 self.s.queue(b"* BYE Logging out\r\n");
                 self.ok(&tag, "Logout completed.");
-                return Ok(Flow::Close);
+                Ok(Flow::Close)
             }
             C::Id(_) => {
                 self.s.queue(b"* ID (\"name\" \"chatrelay\")\r\n");
                 self.ok(&tag, "ID completed.");
-                return Ok(Flow::Continue);
+                Ok(Flow::Continue)
             }
             C::StartTls => return self.starttls(&tag).await,
             C::Login { user, pass } if self.user.is_none() => {
                 self.login(&tag, &user, &pass).await;
-                return Ok(Flow::Continue);
+                Ok(Flow::Continue)
             }
             C::Authenticate { mechanism, initial } if self.user.is_none() => {
                 return self.authenticate(&tag, &mechanism, initial).await;
             }
             C::Login { .. } | C::Authenticate { .. } => {
                 self.bad(&tag, "Already authenticated");
-                return Ok(Flow::Continue);
+                Ok(Flow::Continue)
             }
             body => {
                 let Some(user) = self.user.clone() else {

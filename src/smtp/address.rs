@@ -3,7 +3,10 @@
 
 /// Parse `<local@domain> [params]` after `FROM:` / `TO:`. Returns the
 /// lower-cased address (`""` for the null path `<>`) and the ESMTP parameters.
-pub fn parse_path(arg: &str) -> Result<(String, Vec<(String, Option<String>)>), &'static str> {
+/// ESMTP parameters: `KEY` or `KEY=value`, keys upper-cased.
+pub type Params = Vec<(String, Option<String>)>;
+
+pub fn parse_path(arg: &str) -> Result<(String, Params), &'static str> {
     let arg = arg.trim_start();
     let (path, rest) = if let Some(r) = arg.strip_prefix('<') {
         let end = r.find('>').ok_or("Syntax error in address: missing '>'")?;

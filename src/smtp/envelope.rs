@@ -2,10 +2,8 @@
 //! spec §4.5 and §5.2: sender = login (553 at RCPT), per-sender rate limit
 //! (450 at RCPT), local recipients must exist, at most 1000 recipients.
 
-use super::address::{parse_path, split_addr};
+use super::address::{parse_path, split_addr, Params};
 use super::session::{Mode, Smtp, MAX_RECIPIENTS};
-
-type Params = Vec<(String, Option<String>)>;
 
 impl Smtp {
     /// Parse `FROM:<addr> params` / `TO:<addr>`; on error reply and count it.
