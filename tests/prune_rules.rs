@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{now_unix, quote, Imap, Relay, PASSWORD};
+use common::{now_unix, Imap, Relay, PASSWORD};
 
 const H: i64 = 3600;
 const DAY: i64 = 86400;
@@ -80,25 +80,6 @@ fn subjects(c: &mut Imap, mb: &str) -> Vec<String> {
 fn append_at(c: &mut Imap, mb: &str, flags: &str, date: i64, m: &[u8]) {
     let r = c.append_dated(mb, flags, date, m);
     assert!(r.ok(), "APPEND: {r:?}");
-}
-
-fn set_token(c: &mut Imap, tok: &str) {
-    let r = c.cmd(&format!(
-        "SETMETADATA INBOX (/private/devicetoken {})",
-        quote(tok)
-    ));
-    assert!(r.ok(), "{r:?}");
-}
-
-fn tokens(c: &mut Imap) -> Option<String> {
-    let r = c.cmd("GETMETADATA INBOX (/private/devicetoken)");
-    assert!(r.ok(), "{r:?}");
-    let t = r.text();
-    if t.contains("/private/devicetoken NIL") {
-        return None;
-    }
-    let i = t.find("}\r\n").expect("literal value");
-    Some(t[i + 3..].trim_end_matches(')').to_string())
 }
 
 /// `delete_mails_after = 20`: a message is removed once it is strictly older
@@ -246,8 +227,8 @@ fn inactive_account_removed_at_91_not_89() {
         let mut a = r.login("inactive1");
         append_at(&mut a, "INBOX", "", now - H, &common::msg("keepme", "x"));
         assert!(a.cmd("CREATE Projects").ok());
-        set_token(&mut a, "tok-inactive");
-        assert_eq!(tokens(&mut a).as_deref(), Some("tok-inactive"));
+        a.set_device_token("tok-inactive");
+        assert_eq!(a.device_tokens().as_deref(), Some("tok-inactive"));
         let _ = a.cmd("LOGOUT");
     }
     r.stop();
@@ -274,7 +255,7 @@ fn inactive_account_removed_at_91_not_89() {
         assert!(resp.no(), "{resp:?}");
         let mut a = r.login("inactive1");
         assert!(subjects(&mut a, "INBOX").is_empty());
-        assert_eq!(tokens(&mut a).as_deref(), Some("tok-inactive"));
+        assert_eq!(a.device_tokens().as_deref(), Some("tok-inactive"));
         assert!(a.cmd("LIST \"\" *").text().contains("Projects"));
         append_at(
             &mut a,
@@ -298,7 +279,7 @@ fn inactive_account_removed_at_91_not_89() {
     let resp = c.login(&r.addr("inactive1"), "anotherpw9");
     assert!(resp.ok(), "{resp:?}");
     assert!(subjects(&mut c, "INBOX").is_empty());
-    assert_eq!(tokens(&mut c), None);
+    assert_eq!(c.device_tokens(), None);
     let l = c.cmd("LIST \"\" *");
     assert!(!l.text().contains("Projects"), "{l:?}");
     let q = c.cmd("GETQUOTAROOT INBOX");
@@ -336,7 +317,7 @@ fn dry_run_changes_nothing() {
         &sized_msg("big", 210_000),
     );
     append_at(&mut a, "INBOX", "", now - H, &common::msg("new", "x"));
-    set_token(&mut a, "tok-dry");
+    a.set_device_token("tok-dry");
     let q0 = a.cmd("GETQUOTAROOT INBOX").text();
 
     for _ in 0..2 {
@@ -349,7 +330,7 @@ fn dry_run_changes_nothing() {
     assert_eq!(counts(&rep), [1, 1, 0, 0, 0], "{rep}");
     assert_eq!(subjects(&mut a, "INBOX"), ["old1", "old2", "big", "new"]);
     assert_eq!(a.cmd("GETQUOTAROOT INBOX").text(), q0);
-    assert_eq!(tokens(&mut a).as_deref(), Some("tok-dry"));
+    assert_eq!(a.device_tokens().as_deref(), Some("tok-dry"));
 
     // The real run removes exactly what the dry run reported.
     let rep = r.prune(&[]);

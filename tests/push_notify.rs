@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{quote, Imap, Relay, TempDir};
+use common::{Relay, TempDir};
 
 // ------------------------------------------------------------------ server
 
@@ -228,26 +228,6 @@ fn start_relay(n: u8, ns: &NotifyServer) -> Relay {
     )
 }
 
-fn set_token(c: &mut Imap, tok: &str) {
-    let r = c.cmd(&format!(
-        "SETMETADATA INBOX (/private/devicetoken {})",
-        quote(tok)
-    ));
-    assert!(r.ok(), "{r:?}");
-}
-
-/// Valid tokens as GETMETADATA returns them (space-separated), or None.
-fn tokens(c: &mut Imap) -> Option<String> {
-    let r = c.cmd("GETMETADATA INBOX (/private/devicetoken)");
-    assert!(r.ok(), "{r:?}");
-    let t = r.text();
-    if t.contains("/private/devicetoken NIL") {
-        return None;
-    }
-    let i = t.find("}\r\n").expect("literal value");
-    Some(t[i + 3..].trim_end_matches(')').to_string())
-}
-
 /// Submit an encrypted message `from_local` → `to_locals`; expects 250.
 fn send(r: &Relay, from_local: &str, to_locals: &[&str], id: &str) {
     let from = r.addr(from_local);
@@ -269,11 +249,11 @@ fn token_posted_once_per_message_and_nothing_else() {
     let r = start_relay(239, &ns);
     let mut a = r.login("pushali01");
     let mut b = r.login("pushbob01");
-    set_token(&mut a, "tok-ali-phone");
-    set_token(&mut b, "tok-bob-phone");
-    set_token(&mut b, "tok-bob-tablet");
+    a.set_device_token("tok-ali-phone");
+    b.set_device_token("tok-bob-phone");
+    b.set_device_token("tok-bob-tablet");
     assert_eq!(
-        tokens(&mut b).as_deref(),
+        b.device_tokens().as_deref(),
         Some("tok-bob-phone tok-bob-tablet")
     );
 
@@ -364,17 +344,17 @@ fn gone_410_removes_token() {
     let r = start_relay(240, &ns);
     support::create_account(&r, "pushali02");
     let mut b = r.login("pushbob02");
-    set_token(&mut b, "tok-dead");
-    set_token(&mut b, "tok-live");
+    b.set_device_token("tok-dead");
+    b.set_device_token("tok-live");
     ns.script("tok-dead", &[410]);
 
     send(&r, "pushali02", &["pushbob02"], "m410a");
     ns.wait_total(2, Duration::from_secs(10));
     assert!(
-        common::wait_until(Duration::from_secs(5), || tokens(&mut b).as_deref()
+        common::wait_until(Duration::from_secs(5), || b.device_tokens().as_deref()
             == Some("tok-live")),
         "token not removed: {:?}",
-        tokens(&mut b)
+        b.device_tokens()
     );
 
     send(&r, "pushali02", &["pushbob02"], "m410b");
@@ -394,7 +374,7 @@ fn error_500_is_retried_after_8s() {
     let r = start_relay(241, &ns);
     support::create_account(&r, "pushali03");
     let mut b = r.login("pushbob03");
-    set_token(&mut b, "tok-retry");
+    b.set_device_token("tok-retry");
     ns.script("tok-retry", &[500]);
 
     send(&r, "pushali03", &["pushbob03"], "mretry");
@@ -408,7 +388,7 @@ fn error_500_is_retried_after_8s() {
     thread::sleep(Duration::from_millis(1000));
     assert_eq!(ns.reqs().len(), 2, "no more tries after 200");
     // The token stays registered after a 5xx.
-    assert_eq!(tokens(&mut b).as_deref(), Some("tok-retry"));
+    assert_eq!(b.device_tokens().as_deref(), Some("tok-retry"));
     r.assert_no_panic();
 }
 
@@ -421,7 +401,7 @@ fn retry_survives_restart() {
     support::create_account(&r, "pushali04");
     {
         let mut b = r.login("pushbob04");
-        set_token(&mut b, "tok-restart");
+        b.set_device_token("tok-restart");
     }
     ns.script("tok-restart", &[500]);
 

@@ -413,6 +413,27 @@ pub struct Imap {
 }
 
 impl Imap {
+    /// Register a push token (`SETMETADATA INBOX (/private/devicetoken …)`).
+    pub fn set_device_token(&mut self, tok: &str) {
+        let r = self.cmd(&format!(
+            "SETMETADATA INBOX (/private/devicetoken {})",
+            quote(tok)
+        ));
+        assert!(r.ok(), "{r:?}");
+    }
+
+    /// Valid tokens as GETMETADATA returns them (space-separated), or None.
+    pub fn device_tokens(&mut self) -> Option<String> {
+        let r = self.cmd("GETMETADATA INBOX (/private/devicetoken)");
+        assert!(r.ok(), "{r:?}");
+        let t = r.text();
+        if t.contains("/private/devicetoken NIL") {
+            return None;
+        }
+        let i = t.find("}\r\n").expect("literal value");
+        Some(t[i + 3..].trim_end_matches(')').to_string())
+    }
+
     fn from_stream(s: Box<dyn ReadWrite>, tcp: TcpStream, tcp_only: Option<TcpStream>) -> Imap {
         let mut c = Imap {
             s,
