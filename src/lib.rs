@@ -1,28 +1,41 @@
 //! chatrelay: a chatmail relay in one single-threaded program.
 //!
-//! Protocol cores (parsers, policies) live in their own modules without I/O;
-//! `server` wires them to sockets on one `async_executor::LocalExecutor`.
+//! Layers, bottom up (README "Architecture"; `tests/layering.rs` checks that
+//! every import points down and that protocol services never use each other):
+//!
+//! 0. cores and primitives, no relay state: `clock`, `config`, `logger`,
+//!    `net`, `mail`, `hub`, `store`, `policy`, `dkim`, `dns`, `tls`,
+//!    `https_client`;
+//! 1. the shared context `relay` (`relay::Ctx`, accounts, delivery, the
+//!    inbound pipeline);
+//! 2. protocol services: `smtp`, `imap`, `http`, `outbound`, `push`, `prune`;
+//! 3. `server`: binds the listeners and dispatches connections to services.
 #![forbid(unsafe_code)]
 
-pub mod auth;
+// 0: cores and primitives
+pub mod clock;
 pub mod config;
-pub mod deliver;
 pub mod dkim;
 pub mod dns;
-pub mod hasher;
-pub mod http;
 pub mod https_client;
 pub mod hub;
-pub mod imap;
-pub mod inbound;
-pub mod invite;
 pub mod logger;
+pub mod mail;
 pub mod net;
-pub mod outbound;
 pub mod policy;
-pub mod prune;
-pub mod push;
-pub mod server;
-pub mod smtp;
 pub mod store;
 pub mod tls;
+
+// 1: shared context
+pub mod relay;
+
+// 2: protocol services
+pub mod http;
+pub mod imap;
+pub mod outbound;
+pub mod prune;
+pub mod push;
+pub mod smtp;
+
+// 3: listeners
+pub mod server;

@@ -127,12 +127,12 @@ fn load_config(a: &Args) -> Result<Config, String> {
 }
 
 fn print_invitation(cfg: &Config) {
-    let link = chatrelay::invite::invitation(cfg);
+    let link = chatrelay::relay::invite::invitation(cfg);
     println!(
         "\nScan this with Delta Chat to create a profile on {}:\n",
         cfg.mail_domain
     );
-    println!("{}", chatrelay::invite::terminal_qr(&link));
+    println!("{}", chatrelay::relay::invite::terminal_qr(&link));
     println!("{link}\n");
     println!(
         "ports: IMAP {} (TLS) / {} (STARTTLS), SMTP {} (TLS) / {} (STARTTLS), HTTPS {}, MX {}\n",
@@ -193,7 +193,7 @@ fn print_dns(cfg: &Config) -> Result<(), String> {
 /// store directly when the relay is stopped.
 fn prune(cfg: &Config, days: i64, dry_run: bool) -> Result<(), String> {
     use std::io::{BufRead, Write};
-    let sock = chatrelay::server::control_path(cfg);
+    let sock = chatrelay::prune::control::path(cfg);
     if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
         writeln!(s, "prune {days} {}", u8::from(dry_run)).map_err(|e| e.to_string())?;
         let mut line = String::new();
@@ -211,66 +211,20 @@ fn prune(cfg: &Config, days: i64, dry_run: bool) -> Result<(), String> {
     }
     let store = chatrelay::store::Store::open(&cfg.data_dir)
         .map_err(|e| format!("cannot open the store in {}: {e}", cfg.data_dir.display()))?;
-    let now = chatrelay::auth::now_secs() + days * 86400;
+    let now = chatrelay::clock::now_secs() + days * 86400;
     let r = futures_lite::future::block_on(chatrelay::prune::run(&store, None, cfg, now, dry_run))?;
     println!("{r}{}", if dry_run { " (dry run)" } else { "" });
     Ok(())
 }
 
 fn serve(cfg: Config) -> Result<(), String> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| format!("cannot create data folder {}: {e}", cfg.data_dir.display()))?;
-    let store = chatrelay::store::Store::open(&cfg.data_dir)
-        .map_err(|e| format!("cannot open the store in {}: {e}", cfg.data_dir.display()))?;
-    let tls = chatrelay::tls::load_configs(&cfg).map_err(|e| format!("TLS: {e}"))?;
-    let client_tls = chatrelay::tls::client_configs(cfg.tls_extra_ca.as_deref())
-        .map_err(|e| format!("TLS: {e}"))?;
-    let (outq_tx, outq_rx) = async_channel::bounded(1);
-    let (pushq_tx, pushq_rx) = async_channel::bounded(1);
-    let dkim_key = match cfg.ip_literal {
-        Some(_) => None,
-        None => Some(
-            chatrelay::dkim::SigningKey::load_or_generate(
-                &cfg.data_dir,
-                &cfg.dkim_selector,
-                cfg.dkim_ed25519,
-            )
-            .map_err(|e| format!("DKIM key: {e}"))?,
-        ),
-    };
-    let cfg = Rc::new(cfg);
-    let store = Rc::new(store);
-    let ctx = Rc::new(chatrelay::server::Ctx {
-        auth: chatrelay::auth::Auth::new(cfg.clone(), store.clone()),
-        cfg: cfg.clone(),
-        store,
-        hub: Rc::new(chatrelay::hub::Hub::default()),
-        tls,
-        outq: outq_tx,
-        client_tls,
-        outbound_smtp_only: Default::default(),
-        committer: Default::default(),
-        pushq: pushq_tx,
-        dkim_key,
-        resolver: if cfg.dns_servers.is_empty() {
-            chatrelay::dns::Resolver::from_resolv_conf()
-        } else {
-            chatrelay::dns::Resolver::new(cfg.dns_servers.clone())
-        },
-        ratelimit: std::cell::RefCell::new(chatrelay::smtp::ratelimit::RateLimiter::new(
-            cfg.max_user_send_per_minute,
-            cfg.max_user_send_burst_size,
-        )),
-        imap_conns: Default::default(),
-        smtp_conns: Default::default(),
-        http_conns: Default::default(),
-    });
-    if cfg.self_signed() {
-        print_invitation(&cfg);
+    let (ctx, queues) = chatrelay::relay::Ctx::open(cfg)?;
+    if ctx.cfg.self_signed() {
+        print_invitation(&ctx.cfg);
     }
     let ex = Rc::new(async_executor::LocalExecutor::new());
     let ex2 = ex.clone();
-    futures_lite::future::block_on(ex.run(chatrelay::server::run(ex2, ctx, outq_rx, pushq_rx)))
+    futures_lite::future::block_on(ex.run(chatrelay::server::run(ex2, Rc::new(ctx), queues)))
 }
 
 fn main() -> ExitCode {

@@ -8,6 +8,18 @@ use std::task::{Context, Poll};
 use async_net::TcpStream;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// Run `fut` with a deadline; `None` on timeout.
+pub async fn timeout<T>(
+    d: std::time::Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        async_io::Timer::after(d).await;
+        None
+    })
+    .await
+}
+
 pub type TlsStream = futures_rustls::server::TlsStream<TcpStream>;
 
 pub enum Conn {

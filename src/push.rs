@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_executor::LocalExecutor;
 
-use crate::server::Ctx;
+use crate::relay::Ctx;
 use crate::store::PushEntry;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,27 +23,6 @@ const MAX_IN_FLIGHT: usize = 8;
 /// Delay after the `attempts`-th failed try: 8^attempts seconds.
 pub fn retry_delay(attempts: u32) -> i64 {
     8i64.saturating_pow(attempts.min(10))
-}
-
-/// Queue notifications for `owner` unless the message came from them.
-pub fn notify_delivery(ctx: &Ctx, owner: &str, sender: &str) {
-    if owner.eq_ignore_ascii_case(sender) {
-        return;
-    }
-    let now = crate::auth::now_secs();
-    let tokens = match ctx.store.get_meta(owner, "devicetoken") {
-        Ok(Some(v)) => crate::imap::metadata::valid_tokens(&v, now),
-        _ => return,
-    };
-    if tokens.is_empty() {
-        return;
-    }
-    match ctx.store.push_enqueue(owner, &tokens, now) {
-        Ok(()) => {
-            let _ = ctx.pushq.try_send(());
-        }
-        Err(e) => log::error!("push: cannot queue: {e}"),
-    }
 }
 
 async fn resolve(ctx: &Ctx, host: &str) -> Option<IpAddr> {
@@ -65,7 +44,7 @@ async fn resolve(ctx: &Ctx, host: &str) -> Option<IpAddr> {
 
 /// One try for one entry, then bookkeeping.
 async fn attempt(ctx: &Ctx, mut e: PushEntry) {
-    let result = match crate::https_client::parse_url(&ctx.cfg.notification_url) {
+    let result = match crate::config::url::parse_url(&ctx.cfg.notification_url) {
         None => Err("bad notification_url".to_string()),
         Some((host, port, path)) => match resolve(ctx, &host).await {
             None => Err(format!("cannot resolve {host}")),
@@ -82,7 +61,7 @@ async fn attempt(ctx: &Ctx, mut e: PushEntry) {
             .map(|r| r.status),
         },
     };
-    let now = crate::auth::now_secs();
+    let now = crate::clock::now_secs();
     match result {
         Ok(200) => {
             let _ = ctx.store.push_update(e.id, None);
@@ -113,11 +92,11 @@ fn drop_token(ctx: &Ctx, addr: &str, token: &str) {
     let Ok(Some(v)) = ctx.store.get_meta(addr, "devicetoken") else {
         return;
     };
-    let keep: Vec<(String, i64)> = crate::imap::metadata::parse_tokens(&v)
+    let keep: Vec<(String, i64)> = crate::store::devicetoken::parse(&v)
         .into_iter()
         .filter(|(t, _)| t != token)
         .collect();
-    let enc = crate::imap::metadata::encode_tokens(&keep);
+    let enc = crate::store::devicetoken::encode(&keep);
     let _ = ctx.store.set_meta(
         addr,
         "devicetoken",
@@ -130,7 +109,7 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, ctx: Rc<Ctx>, wake: async_chann
     let in_flight: Rc<RefCell<HashSet<u64>>> = Rc::default();
     loop {
         while wake.try_recv().is_ok() {}
-        let now = crate::auth::now_secs();
+        let now = crate::clock::now_secs();
         let mut next: Option<i64> = None;
         for e in ctx.store.push_all().unwrap_or_default() {
             if in_flight.borrow().contains(&e.id) {
@@ -157,6 +136,6 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, ctx: Rc<Ctx>, wake: async_chann
             Some(t) => Duration::from_secs((t - now).max(1) as u64),
             None => Duration::from_secs(3600),
         };
-        let _ = crate::server::timeout(sleep, wake.recv()).await;
+        let _ = crate::net::timeout(sleep, wake.recv()).await;
     }
 }

@@ -9,6 +9,23 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 
 use crate::config::{Config, TlsMode};
+use crate::net::Conn;
+
+/// Every TLS handshake must finish within this (a silent peer holds no slot).
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Server side of a TLS handshake under [`HANDSHAKE_TIMEOUT`].
+pub async fn accept(cfg: Arc<ServerConfig>, tcp: async_net::TcpStream) -> Option<Conn> {
+    let acc = futures_rustls::TlsAcceptor::from(cfg);
+    match crate::net::timeout(HANDSHAKE_TIMEOUT, acc.accept(tcp)).await {
+        Some(Ok(s)) => Some(Conn::Tls(Box::new(s))),
+        Some(Err(e)) => {
+            log::debug!("TLS handshake failed: {e}");
+            None
+        }
+        None => None,
+    }
+}
 
 /// Server configs for each kind of listener.
 #[derive(Clone)]

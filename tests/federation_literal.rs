@@ -361,7 +361,7 @@ fn ten_thousand_rcpts_are_bounded() {
     b.kill9();
     {
         let store = chatrelay::store::Store::open(&b.data_dir()).unwrap();
-        let today = chatrelay::auth::today();
+        let today = chatrelay::clock::today();
         for i in 0..1100 {
             store
                 .create_account(&format!("u{i}@{}", b.domain()), "x", today)

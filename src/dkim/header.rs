@@ -7,7 +7,12 @@ use std::ops::Range;
 use base64::Engine;
 
 use super::canon::{BodyCanon, HeaderCanon};
-use super::{MAX_HEADER_FIELDS, MAX_SIGNATURES};
+
+/// At most this many header fields are read; a message with more is
+/// rejected by the verifier (and not signed).
+pub const MAX_HEADER_FIELDS: usize = 1000;
+/// At most this many DKIM-Signature fields are parsed and considered.
+pub const MAX_SIGNATURES: usize = 16;
 
 /// A message with CRLF line endings, split into header fields and body.
 pub(crate) struct Message<'a> {

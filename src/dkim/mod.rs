@@ -29,16 +29,10 @@ mod sign;
 mod verify;
 
 pub use canon::{BodyCanon, HeaderCanon};
-pub use header::{Algorithm, ParsedSignature, Signature};
+pub use header::{Algorithm, ParsedSignature, Signature, MAX_HEADER_FIELDS, MAX_SIGNATURES};
 pub use key::{parse_key_record, KeyKind, PublicKey, SigningKey};
 pub use sign::{sign, OVERSIGNED_HEADERS, SIGNED_HEADERS};
 pub use verify::{
     check_aligned, check_aligned_with, key_queries, signatures, verify_with_key,
     verify_with_key_at, Verdict,
 };
-
-/// At most this many header fields are read; a message with more is
-/// rejected by the verifier (and not signed).
-pub const MAX_HEADER_FIELDS: usize = 1000;
-/// At most this many DKIM-Signature fields are parsed and considered.
-pub const MAX_SIGNATURES: usize = 16;

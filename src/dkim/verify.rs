@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use ring::signature::{UnparsedPublicKey, ED25519, RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY};
 
 use super::canon::{self, BodyCanon, HeaderCanon};
+use super::header::MAX_SIGNATURES;
 use super::header::{self, Algorithm, Message, ParsedSignature, Signature};
 use super::key::{parse_key_record, KeyKind, PublicKey};
-use super::MAX_SIGNATURES;
 
 /// Outcome of the spec §6.2 origin check.
 #[derive(Clone, Debug, PartialEq, Eq)]

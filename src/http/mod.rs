@@ -7,8 +7,9 @@ mod routes;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::net::timeout;
 use crate::net::Stream;
-use crate::server::{timeout, Ctx};
+use crate::relay::Ctx;
 
 /// Limits: request head size, header count, request body size for non-upload routes.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -202,7 +203,7 @@ async fn read_request(s: &mut Stream, max_message: u64) -> Result<Request, ReadE
 
 /// Serve HTTP requests on one connection (keep-alive, bounded).
 pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool) {
-    let Some(_g) = crate::server::ConnGuard::try_new(&ctx.http_conns, 1000) else {
+    let Some(_g) = crate::relay::ConnGuard::try_new(&ctx.http_conns, 1000) else {
         return;
     };
     for _ in 0..MAX_REQUESTS_PER_CONN {

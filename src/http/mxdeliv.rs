@@ -3,7 +3,7 @@
 //! the body; the same incoming checks as port 25 apply.
 
 use super::{Request, Response};
-use crate::server::Ctx;
+use crate::relay::Ctx;
 
 pub async fn handle(ctx: &Ctx, req: &Request) -> Response {
     if req.method != "POST" {
@@ -25,7 +25,7 @@ pub async fn handle(ctx: &Ctx, req: &Request) -> Response {
                 .trim()
                 .trim_matches(['<', '>'])
                 .to_lowercase();
-            if r.is_empty() || crate::smtp::address::split_addr(&r).is_none() {
+            if r.is_empty() || crate::mail::split_addr(&r).is_none() {
                 return Response::text(400, "501 5.1.3 Bad recipient address syntax");
             }
             if !rcpts.contains(&r) {
@@ -36,11 +36,11 @@ pub async fn handle(ctx: &Ctx, req: &Request) -> Response {
     if rcpts.is_empty() {
         return Response::text(400, "554 5.5.1 Error: no valid recipients");
     }
-    if rcpts.len() > crate::smtp::session::MAX_RECIPIENTS {
+    if rcpts.len() > crate::relay::MAX_RECIPIENTS {
         return Response::text(400, "452 4.5.3 Error: too many recipients");
     }
     for r in &rcpts {
-        let (_, domain) = crate::smtp::address::split_addr(r).unwrap_or(("", ""));
+        let (_, domain) = crate::mail::split_addr(r).unwrap_or(("", ""));
         if !ctx.cfg.is_local_domain(domain) {
             return Response::text(400, &format!("554 5.7.1 <{r}>: Relay access denied"));
         }
@@ -55,7 +55,7 @@ pub async fn handle(ctx: &Ctx, req: &Request) -> Response {
             Err(_) => return Response::text(503, "451 4.3.0 Temporary lookup failure"),
         }
     }
-    match crate::inbound::accept(ctx, &req.body, &from, &rcpts).await {
+    match crate::relay::inbound::accept(ctx, &req.body, &from, &rcpts).await {
         Ok(()) => Response::text(200, "250 OK"),
         Err(line) => {
             // 4xx SMTP replies are temporary: tell the sender to retry.

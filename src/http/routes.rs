@@ -1,8 +1,8 @@
 //! The routes of spec §12.
 
 use super::{Request, Response};
-use crate::invite::{dcaccount_url, dclogin_url, json_str, new_credentials};
-use crate::server::Ctx;
+use crate::relay::invite::{dcaccount_url, dclogin_url, json_str, new_credentials};
+use crate::relay::Ctx;
 
 /// Port 80: everything redirects to HTTPS (ACME HTTP-01 comes with ACME support).
 pub fn plain_http(ctx: &Ctx, req: &Request) -> Response {
@@ -121,7 +121,7 @@ fn html_escape(s: &str) -> String {
 
 fn index_page(ctx: &Ctx) -> String {
     let cfg = &ctx.cfg;
-    let link = crate::invite::invitation(cfg);
+    let link = crate::relay::invite::invitation(cfg);
     format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{d} chatmail relay</title></head><body>\n<h1>{d}</h1>\n<p>A chatmail relay for <a href=\"https://delta.chat\">Delta Chat</a>. Only end-to-end encrypted messages are accepted; messages are deleted after {days} days.</p>\n<p><a href=\"{l}\">Get a {d} chat profile</a></p>\n<pre>{l}</pre>\n</body></html>\n",
         d = html_escape(&cfg.mail_domain),

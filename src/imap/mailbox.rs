@@ -353,7 +353,7 @@ impl Session {
         };
         let (bits, keywords) = flag_bits(flags);
         let f = Flags { bits, keywords };
-        let when = date.unwrap_or_else(crate::auth::now_secs);
+        let when = date.unwrap_or_else(crate::clock::now_secs);
         match self.ctx.store.deliver(
             msg,
             &[(user, &mb.name)],

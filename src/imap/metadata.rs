@@ -2,39 +2,10 @@
 
 use super::session::Session;
 use super::wire::{astring, literal};
-use crate::auth::now_secs;
+use crate::clock::now_secs;
+use crate::store::devicetoken;
 
-/// Push tokens expire 90 days after their last registration (spec §9.3).
-pub const TOKEN_TTL: i64 = 90 * 86400;
-const MAX_TOKENS: usize = 16;
-const MAX_TOKEN_LEN: usize = 4096;
 pub const QUOTA_ROOT: &str = "User quota";
-
-/// Stored form: one `token\tunix_ts` per line.
-pub fn parse_tokens(v: &[u8]) -> Vec<(String, i64)> {
-    String::from_utf8_lossy(v)
-        .lines()
-        .filter_map(|l| {
-            let (t, ts) = l.split_once('\t')?;
-            Some((t.to_string(), ts.parse().ok()?))
-        })
-        .collect()
-}
-
-pub fn valid_tokens(v: &[u8], now: i64) -> Vec<String> {
-    parse_tokens(v)
-        .into_iter()
-        .filter(|(_, ts)| *ts <= now + 60 && now - *ts < TOKEN_TTL)
-        .map(|(t, _)| t)
-        .collect()
-}
-
-pub fn encode_tokens(t: &[(String, i64)]) -> Vec<u8> {
-    t.iter()
-        .map(|(t, ts)| format!("{t}\t{ts}\n"))
-        .collect::<String>()
-        .into_bytes()
-}
 
 /// TURN credentials are valid this long (spec §11.2: 5 days).
 pub const TURN_VALIDITY: i64 = 5 * 86400;
@@ -76,7 +47,7 @@ impl Session {
             } else if mailbox == "INBOX" && e.eq_ignore_ascii_case("/private/devicetoken") {
                 match self.ctx.store.get_meta(user, "devicetoken") {
                     Ok(v) => {
-                        let t = valid_tokens(&v.unwrap_or_default(), now_secs());
+                        let t = devicetoken::valid(&v.unwrap_or_default(), now_secs());
                         if t.is_empty() {
                             None
                         } else {
@@ -133,28 +104,28 @@ impl Session {
                 Ok(c) => c.unwrap_or_default(),
                 Err(e) => return self.store_err(tag, e),
             };
-            let mut toks: Vec<(String, i64)> = parse_tokens(&cur)
+            let mut toks: Vec<(String, i64)> = devicetoken::parse(&cur)
                 .into_iter()
-                .filter(|(_, ts)| *ts <= now + 60 && now - *ts < TOKEN_TTL)
+                .filter(|(_, ts)| *ts <= now + 60 && now - *ts < devicetoken::TTL)
                 .collect();
             match v {
                 None => toks.clear(),
                 Some(v) => {
                     let t = String::from_utf8_lossy(v).trim().to_string();
                     if t.is_empty()
-                        || t.len() > MAX_TOKEN_LEN
+                        || t.len() > devicetoken::MAX_TOKEN_LEN
                         || t.bytes().any(|b| !(0x21..0x7f).contains(&b))
                     {
                         return self.no(tag, "[METADATA TOOMANY] Invalid device token");
                     }
                     toks.retain(|(x, _)| *x != t);
                     toks.push((t, now));
-                    if toks.len() > MAX_TOKENS {
+                    if toks.len() > devicetoken::MAX_TOKENS {
                         toks.remove(0);
                     }
                 }
             }
-            let enc = encode_tokens(&toks);
+            let enc = devicetoken::encode(&toks);
             let r = self.ctx.store.set_meta(
                 user,
                 "devicetoken",

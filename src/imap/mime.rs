@@ -3,32 +3,10 @@
 
 use mailparse::{MailHeaderMap, ParsedMail};
 
+pub use crate::mail::split_header;
+
 use super::types::{Section, SectionText};
 use super::wire::{nstring, string};
-
-/// Split a message (or part) into header (including the blank line) and body.
-pub fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
-    let mut i = 0;
-    // A part that starts with an empty line has an empty header.
-    if raw.starts_with(b"\r\n") {
-        return (&raw[..2], &raw[2..]);
-    }
-    if raw.starts_with(b"\n") {
-        return (&raw[..1], &raw[1..]);
-    }
-    while i < raw.len() {
-        if raw[i] == b'\n' {
-            if raw[i + 1..].starts_with(b"\r\n") {
-                return raw.split_at(i + 3);
-            }
-            if raw[i + 1..].starts_with(b"\n") {
-                return raw.split_at(i + 2);
-            }
-        }
-        i += 1;
-    }
-    (raw, &[])
-}
 
 /// Iterate the logical header lines (a line plus its folded continuations).
 fn header_lines(header: &[u8]) -> Vec<&[u8]> {

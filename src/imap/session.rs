@@ -10,10 +10,11 @@ use base64::Engine;
 
 use super::parser::{parse_command, CommandBody, ParseError};
 use super::wire::literal_at_end;
-use crate::auth::AuthError;
 use crate::hub::Subscription;
+use crate::net::timeout;
 use crate::net::{Conn, Line, Stream};
-use crate::server::{timeout, ConnGuard, Ctx};
+use crate::relay::auth::AuthError;
+use crate::relay::{ConnGuard, Ctx};
 use crate::store::{Flags, Mailbox};
 
 /// Longest command line (RFC 7162 §4 recommends ≥ 8192 octets).
@@ -289,7 +290,7 @@ impl Session {
         let Conn::Plain(tcp) = conn else {
             return Ok(Flow::Close);
         };
-        match crate::server::tls_accept(self.ctx.tls.tls13.clone(), tcp).await {
+        match crate::tls::accept(self.ctx.tls.tls13.clone(), tcp).await {
             Some(c) => {
                 self.s = Stream::new(c);
                 self.starttls_pending = false;

@@ -2,7 +2,7 @@
 //! permanently or expired, delivered to the local sender's INBOX
 //! (`From: MAILER-DAEMON@<domain>`, `Auto-Submitted: auto-replied`, spec §5.5).
 
-use crate::server::Ctx;
+use crate::relay::Ctx;
 use crate::store::QueueEntry;
 
 /// Build the DSN for `failed` recipients of the message `original`.
@@ -15,8 +15,8 @@ pub fn build(
     id: u64,
 ) -> Vec<u8> {
     let boundary = format!("dsn-{id:x}-{now:x}");
-    let date = crate::imap::wire::imap_datetime(now);
-    let headers_end = crate::imap::mime::split_header(original).0;
+    let date = crate::clock::rfc5322_date(now);
+    let headers_end = crate::mail::split_header(original).0;
     let mut text = format!(
         "This is the mail delivery system at {domain}.\r\n\r\nYour message could not be delivered to the following recipient(s):\r\n\r\n"
     );
@@ -47,11 +47,13 @@ pub async fn send(ctx: &Ctx, e: &QueueEntry, original: &[u8], failed: &[(String,
         &e.mail_from,
         original,
         failed,
-        crate::auth::now_secs(),
+        crate::clock::now_secs(),
         e.id,
     );
-    let dsn = crate::inbound::dkim_sign(ctx, dsn);
-    if let Err(r) = crate::deliver::local(ctx, &dsn, "", std::slice::from_ref(&e.mail_from)).await {
+    let dsn = crate::relay::inbound::dkim_sign(ctx, dsn);
+    if let Err(r) =
+        crate::relay::delivery::local(ctx, &dsn, "", std::slice::from_ref(&e.mail_from)).await
+    {
         log::warn!("bounce could not be delivered: {r}");
     }
 }

@@ -3,9 +3,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::route::Target;
-use super::RcptResult;
-use crate::server::Ctx;
+use super::target::{RcptResult, Target};
+use crate::relay::Ctx;
 use crate::store::QueueEntry;
 
 pub enum HttpFail {

@@ -6,6 +6,9 @@ pub mod bounce;
 pub mod http_client;
 pub mod route;
 pub mod smtp_client;
+pub mod target;
+
+pub use target::{RcptResult, SmtpOnly};
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -14,18 +17,8 @@ use std::time::Duration;
 
 use async_executor::LocalExecutor;
 
-use crate::server::Ctx;
+use crate::relay::Ctx;
 use crate::store::QueueEntry;
-
-/// Result for one recipient of one attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RcptResult {
-    Ok,
-    /// 4xx or connection trouble: retry later.
-    Temp(String),
-    /// 5xx: bounce now.
-    Perm(String),
-}
 
 /// Most deliveries in flight at once, and per destination domain.
 const MAX_IN_FLIGHT: usize = 32;
@@ -45,36 +38,13 @@ pub fn backoff(attempt: u32, min: u64) -> u64 {
     min.saturating_mul(f)
 }
 
-/// Remembers hosts that answered `/mxdeliv` with "not supported" (spec §5.4: 30 minutes).
-#[derive(Default)]
-pub struct SmtpOnly(RefCell<HashMap<String, i64>>);
-
-impl SmtpOnly {
-    pub fn is_smtp_only(&self, host: &str, now: i64) -> bool {
-        self.0
-            .borrow()
-            .get(host)
-            .map(|until| *until > now)
-            .unwrap_or(false)
-    }
-    pub fn set(&self, host: &str, now: i64) {
-        let mut m = self.0.borrow_mut();
-        if m.len() > 10_000 {
-            m.retain(|_, u| *u > now);
-        }
-        m.insert(host.to_string(), now + 1800);
-    }
-    pub fn clear(&self, host: &str) {
-        self.0.borrow_mut().remove(host);
-    }
-}
-
 /// The queue runner: wakes on new entries (channel) or the next retry time.
 pub async fn run(ex: Rc<LocalExecutor<'static>>, ctx: Rc<Ctx>, wake: async_channel::Receiver<()>) {
     let in_flight: Rc<RefCell<HashSet<u64>>> = Rc::default();
+    let smtp_only: Rc<SmtpOnly> = Rc::default();
     loop {
         while wake.try_recv().is_ok() {}
-        let now = crate::auth::now_secs();
+        let now = crate::clock::now_secs();
         let entries = match ctx.store.queue_all() {
             Ok(e) => e,
             Err(e) => {
@@ -104,9 +74,10 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, ctx: Rc<Ctx>, wake: async_chann
             *busy += 1;
             in_flight.borrow_mut().insert(e.id);
             let (ctx2, fl, tx) = (ctx.clone(), in_flight.clone(), ctx.outq.clone());
+            let so = smtp_only.clone();
             ex.spawn(async move {
                 let id = e.id;
-                attempt(&ctx2, e).await;
+                attempt(&ctx2, &so, e).await;
                 fl.borrow_mut().remove(&id);
                 let _ = tx.try_send(());
             })
@@ -116,13 +87,13 @@ pub async fn run(ex: Rc<LocalExecutor<'static>>, ctx: Rc<Ctx>, wake: async_chann
             Some(t) => Duration::from_secs((t - now).max(1) as u64).min(MAX_SLEEP),
             None => MAX_SLEEP,
         };
-        let _ = crate::server::timeout(sleep, wake.recv()).await;
+        let _ = crate::net::timeout(sleep, wake.recv()).await;
     }
 }
 
 /// One delivery attempt for one queue entry, then bookkeeping: done, retry
 /// later, or bounce.
-async fn attempt(ctx: &Ctx, mut e: QueueEntry) {
+async fn attempt(ctx: &Ctx, smtp_only: &SmtpOnly, mut e: QueueEntry) {
     let body = match ctx.store.read_body(e.body_id) {
         Ok(b) => b,
         Err(err) => {
@@ -134,8 +105,8 @@ async fn attempt(ctx: &Ctx, mut e: QueueEntry) {
             return;
         }
     };
-    let results = route::deliver(ctx, &e, &body).await;
-    let now = crate::auth::now_secs();
+    let results = route::deliver(ctx, smtp_only, &e, &body).await;
+    let now = crate::clock::now_secs();
     let mut failed: Vec<(String, String)> = Vec::new();
     let mut retry: Vec<String> = Vec::new();
     let mut last_temp = String::new();

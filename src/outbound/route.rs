@@ -4,18 +4,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{http_client, smtp_client, RcptResult};
-use crate::server::Ctx;
+use super::target::{RcptResult, SmtpOnly, Target};
+use super::{http_client, smtp_client};
+use crate::relay::Ctx;
 use crate::store::QueueEntry;
-
-/// A host to try, with its addresses and TLS policy.
-pub struct Target {
-    /// Name for SNI and certificate checks (the MX host name, or the IP).
-    pub host: String,
-    pub addrs: Vec<IpAddr>,
-    /// `_` domains and IP literals accept any certificate (spec §5.4).
-    pub relaxed: bool,
-}
 
 fn all(rcpts: &[String], r: RcptResult) -> Vec<(String, RcptResult)> {
     rcpts.iter().map(|x| (x.clone(), r.clone())).collect()
@@ -93,21 +85,24 @@ pub async fn resolve_mx(ctx: &Ctx, domain: &str) -> Result<Vec<Target>, RcptResu
 }
 
 /// Try every target in order until one gives an answer (spec §5.4 steps 1–3).
-pub async fn deliver(ctx: &Ctx, e: &QueueEntry, body: &[u8]) -> Vec<(String, RcptResult)> {
+pub async fn deliver(
+    ctx: &Ctx,
+    smtp_only: &SmtpOnly,
+    e: &QueueEntry,
+    body: &[u8],
+) -> Vec<(String, RcptResult)> {
     let targets = match targets(ctx, &e.domain).await {
         Ok(t) => t,
         Err(r) => return all(&e.rcpts, r),
     };
     let mut last = String::from("no mail server found");
     for t in &targets {
-        let now = crate::auth::now_secs();
+        let now = crate::clock::now_secs();
         for ip in &t.addrs {
-            if !ctx.outbound_smtp_only.is_smtp_only(&t.host, now) {
+            if !smtp_only.is_smtp_only(&t.host, now) {
                 match http_client::mxdeliv(ctx, t, *ip, e, body).await {
                     Ok(res) => return res,
-                    Err(http_client::HttpFail::Unsupported) => {
-                        ctx.outbound_smtp_only.set(&t.host, now)
-                    }
+                    Err(http_client::HttpFail::Unsupported) => smtp_only.set(&t.host, now),
                     Err(http_client::HttpFail::Conn(err)) => {
                         log::debug!("mxdeliv to {} failed: {err}", t.host)
                     }
@@ -117,7 +112,7 @@ pub async fn deliver(ctx: &Ctx, e: &QueueEntry, body: &[u8]) -> Vec<(String, Rcp
             match smtp_client::deliver(ctx, t, addr, e, body).await {
                 Ok(res) => return res,
                 Err(err) => {
-                    ctx.outbound_smtp_only.clear(&t.host);
+                    smtp_only.clear(&t.host);
                     last = format!("{}: {err}", t.host);
                 }
             }

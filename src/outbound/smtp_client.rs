@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::route::Target;
-use super::RcptResult;
-use crate::server::{timeout, Ctx};
+use super::target::{RcptResult, Target};
+use crate::net::timeout;
+use crate::relay::Ctx;
 use crate::store::QueueEntry;
 
 const CMD_TIMEOUT: Duration = Duration::from_secs(120);

@@ -1,7 +1,7 @@
 //! Mailer-daemon bounce exception on incoming mail (spec §6.2 step 4, path B;
 //! §5.5: what a relay's own DSNs look like).
 
-use super::from_address;
+use super::from::from_address;
 use mailparse::{MailHeaderMap, ParsedMail};
 
 /// True if `Auto-Submitted` is present and non-empty, the `From` address starts

@@ -1,7 +1,7 @@
 //! PGP/MIME structure check (spec §7.1, RFC 3156 §4).
 
 use super::openpgp::armor_ok;
-use super::Direction;
+use super::openpgp::Direction;
 use mailparse::ParsedMail;
 
 fn is_multipart(part: &ParsedMail) -> bool {

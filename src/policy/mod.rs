@@ -23,6 +23,7 @@
 
 mod asm;
 mod bounce;
+mod from;
 mod headers;
 mod mime;
 mod openpgp;
@@ -30,12 +31,13 @@ mod securejoin;
 
 pub use asm::is_autocrypt_setup;
 pub use bounce::is_mailer_daemon_bounce;
+use from::from_address;
 pub use headers::{scrub_outgoing, strip_incoming};
 pub use mime::is_encrypted;
-pub use openpgp::{armor_ok, openpgp_packets_ok};
+pub use openpgp::{armor_ok, openpgp_packets_ok, Direction};
 pub use securejoin::is_securejoin_request;
 
-use mailparse::{MailAddr, MailHeaderMap, ParsedMail};
+use mailparse::ParsedMail;
 
 /// An SMTP-style reply the caller sends as-is, e.g. 523 "Encryption Needed: Invalid Unencrypted Mail".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,15 +58,6 @@ impl Reply {
     pub fn line(&self) -> String {
         format!("{} {}", self.code, self.text)
     }
-}
-
-/// Which filter variant applies (the armor `Version:` header rule differs, §7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Submission by a local user (spec §5.2).
-    Outgoing,
-    /// From another server via port 25 or `/mxdeliv` (spec §6.2).
-    Incoming,
 }
 
 /// Why a message was accepted (for logs and metrics).
@@ -118,41 +111,6 @@ fn parse(raw: &[u8]) -> Result<ParsedMail<'_>, Reply> {
         ));
     }
     mailparse::parse_mail(raw).map_err(|e| Reply::new(500, format!("Failed to parse message: {e}")))
-}
-
-/// The lower-cased address of the single `From` header, or the raw header
-/// value (for `500 Invalid FROM header: <value>`). Display names and angle
-/// brackets are handled by mailparse's address parser; groups, several
-/// addresses, several `From` headers and addresses without exactly one `@`
-/// (with non-empty local part and domain) are refused.
-pub(crate) fn from_address(parsed: &ParsedMail) -> Result<String, String> {
-    let from = parsed.headers.get_all_headers("From");
-    let [header] = from.as_slice() else {
-        return Err(parsed
-            .headers
-            .get_first_value("From")
-            .unwrap_or_default()
-            .trim()
-            .to_string());
-    };
-    let value = header.get_value();
-    let invalid = || value.trim().to_string();
-    let list = mailparse::addrparse_header(header).map_err(|_| invalid())?;
-    let [MailAddr::Single(info)] = list.as_slice() else {
-        return Err(invalid());
-    };
-    let addr = info.addr.trim().to_ascii_lowercase();
-    match addr.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !addr.contains(char::is_whitespace) =>
-        {
-            Ok(addr)
-        }
-        _ => Err(invalid()),
-    }
 }
 
 /// What each acceptance stage sees.

@@ -6,7 +6,15 @@
 //! ends the data. Packet headers follow RFC 4880 §4.2 (old and new format,
 //! partial body lengths).
 
-use super::Direction;
+/// Which filter variant applies (the armor `Version:` header rule differs, §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Submission by a local user (spec §5.2).
+    Outgoing,
+    /// From another server via port 25 or `/mxdeliv` (spec §6.2).
+    Incoming,
+}
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 

@@ -4,6 +4,8 @@
 /// Parse `<local@domain> [params]` after `FROM:` / `TO:`. Returns the
 /// lower-cased address (`""` for the null path `<>`) and the ESMTP parameters.
 /// ESMTP parameters: `KEY` or `KEY=value`, keys upper-cased.
+pub use crate::mail::split_addr;
+
 pub type Params = Vec<(String, Option<String>)>;
 
 pub fn parse_path(arg: &str) -> Result<(String, Params), &'static str> {
@@ -39,15 +41,6 @@ pub fn parse_path(arg: &str) -> Result<(String, Params), &'static str> {
         params.push((k, v));
     }
     Ok((path.to_lowercase(), params))
-}
-
-/// `local@domain` with exactly one `@` and both sides non-empty.
-pub fn split_addr(addr: &str) -> Option<(&str, &str)> {
-    let (l, d) = addr.split_once('@')?;
-    if l.is_empty() || d.is_empty() || d.contains('@') {
-        return None;
-    }
-    Some((l, d))
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use base64::Engine;
 
 use super::session::{Next, Smtp, MAX_CMD_LINE};
-use crate::auth::AuthError;
 use crate::net::Line;
+use crate::relay::auth::AuthError;
 
 fn b64(s: &[u8]) -> Option<Vec<u8>> {
     if s == b"=" {

@@ -77,7 +77,7 @@ impl Smtp {
             None if self.mode == super::session::Mode::Mx => {
                 let from = self.mail_from.clone().unwrap_or_default();
                 let rcpts = self.rcpts.clone();
-                match crate::inbound::accept(&self.ctx, &msg, &from, &rcpts).await {
+                match crate::relay::inbound::accept(&self.ctx, &msg, &from, &rcpts).await {
                     Ok(()) => "250 2.0.0 Ok: queued".to_string(),
                     Err(r) => r,
                 }
@@ -106,9 +106,9 @@ impl Smtp {
                 .map(|(_, d)| self.ctx.cfg.is_local_domain(d))
                 .unwrap_or(true)
         }) {
-            clean = crate::inbound::dkim_sign(&self.ctx, clean);
+            clean = crate::relay::inbound::dkim_sign(&self.ctx, clean);
         }
-        match crate::deliver::local_and_remote(&self.ctx, &clean, &from, &rcpts).await {
+        match crate::relay::delivery::local_and_remote(&self.ctx, &clean, &from, &rcpts).await {
             Ok(()) => "250 2.0.0 Ok: queued".to_string(),
             Err(r) => r,
         }

@@ -57,7 +57,7 @@ impl Smtp {
         } else {
             self.ctx.tls.tls13.clone()
         };
-        match crate::server::tls_accept(cfg, tcp).await {
+        match crate::tls::accept(cfg, tcp).await {
             Some(c) => {
                 self.s = Stream::new(c);
                 self.tls = true;

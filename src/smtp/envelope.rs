@@ -3,7 +3,8 @@
 //! (450 at RCPT), local recipients must exist, at most 1000 recipients.
 
 use super::address::{parse_path, split_addr, Params};
-use super::session::{Mode, Smtp, MAX_RECIPIENTS};
+use super::session::{Mode, Smtp};
+use crate::relay::MAX_RECIPIENTS;
 
 impl Smtp {
     /// Parse `FROM:<addr> params` / `TO:<addr>`; on error reply and count it.
@@ -105,7 +106,7 @@ impl Smtp {
             ));
         }
         if !self.rate_ok {
-            let now = crate::auth::now_secs_f64();
+            let now = crate::clock::now_secs_f64();
             let ok = self.ctx.ratelimit.borrow_mut().check(&from, now);
             if ok.is_err() {
                 return self.reply(&format!("450 4.7.1: Too much mail from {from}"));

@@ -7,5 +7,4 @@ mod auth;
 mod data;
 mod ehlo;
 mod envelope;
-pub mod ratelimit;
 pub mod session;

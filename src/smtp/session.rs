@@ -4,8 +4,9 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::net::timeout;
 use crate::net::{Line, Stream};
-use crate::server::{timeout, ConnGuard, Ctx};
+use crate::relay::{ConnGuard, Ctx};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -22,7 +23,6 @@ pub const MAX_CMD_LINE: usize = 4096;
 const MAX_ERRORS: u32 = 20;
 /// RFC 5321 §4.5.3.2.7: at least 5 minutes between commands.
 const CMD_TIMEOUT: Duration = Duration::from_secs(300);
-pub const MAX_RECIPIENTS: usize = 1000;
 
 pub struct Smtp {
     pub ctx: Rc<Ctx>,

@@ -8,6 +8,7 @@
 
 mod bodies;
 mod codec;
+pub mod devicetoken;
 mod prune;
 mod push;
 mod queue;

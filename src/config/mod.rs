@@ -1,6 +1,8 @@
 //! `chatmail.ini` → [`Config`]. Same `[params]` keys and defaults as upstream
 //! chatmail (spec §3), plus our own keys documented in the README.
 
+pub mod url;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -374,7 +376,7 @@ impl Config {
                     "notification_url",
                     "https://notifications.delta.chat/notify",
                 );
-                if crate::https_client::parse_url(&v).is_none() {
+                if crate::config::url::parse_url(&v).is_none() {
                     return Err(ConfigError(format!(
                         "bad value for notification_url: {v:?} (expected https://host[:port]/path)"
                     )));

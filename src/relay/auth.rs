@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::clock::today;
 use crate::config::Config;
 use crate::store::{Store, StoreError};
 
@@ -30,35 +31,17 @@ pub struct Auth {
     /// addr -> HMAC(key, password) of the last successful login.
     cache: RefCell<HashMap<String, [u8; 32]>>,
     cache_key: ring::hmac::Key,
-    hasher: crate::hasher::Hasher,
-}
-
-pub fn today() -> u32 {
-    (now_secs() / 86400) as u32
-}
-
-pub fn now_secs_f64() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    hasher: super::hasher::Hasher,
 }
 
 /// Hash a password as a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`), on the calling thread.
 pub fn hash_password(password: &[u8]) -> String {
-    crate::hasher::hash_with(password, &mut None)
+    super::hasher::hash_with(password, &mut None)
 }
 
 /// Verify against an Argon2 PHC string or an upstream `{SHA512-CRYPT}` hash, on the calling thread.
 pub fn verify_password(password: &[u8], stored: &str) -> bool {
-    crate::hasher::verify_with(password, stored, &mut None)
+    super::hasher::verify_with(password, stored, &mut None)
 }
 
 /// Creation rules of spec §4.4 items 2–5 (lengths, charset, one `@`, domain).
@@ -140,7 +123,7 @@ impl Auth {
             cache: RefCell::new(HashMap::new()),
             cache_key: ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
                 .expect("system RNG"),
-            hasher: crate::hasher::Hasher::start(),
+            hasher: super::hasher::Hasher::start(),
         }
     }
 

@@ -5,6 +5,8 @@
 //! Works in small batches and yields between them so sessions stay
 //! responsive; sessions with an affected mailbox selected get EXPUNGE.
 
+pub mod control;
+
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::store::{flag, Store};
@@ -128,15 +130,15 @@ fn prune_tokens(store: &Store, addr: &str, now: i64, dry_run: bool) -> Result<u6
     else {
         return Ok(0);
     };
-    let all = crate::imap::metadata::parse_tokens(&v);
+    let all = crate::store::devicetoken::parse(&v);
     let keep: Vec<(String, i64)> = all
         .iter()
-        .filter(|(_, ts)| *ts <= now + 60 && now - *ts < crate::imap::metadata::TOKEN_TTL)
+        .filter(|(_, ts)| *ts <= now + 60 && now - *ts < crate::store::devicetoken::TTL)
         .cloned()
         .collect();
     let removed = (all.len() - keep.len()) as u64;
     if removed > 0 && !dry_run {
-        let enc = crate::imap::metadata::encode_tokens(&keep);
+        let enc = crate::store::devicetoken::encode(&keep);
         store
             .set_meta(
                 addr,

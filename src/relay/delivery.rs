@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 
-use crate::server::Ctx;
+use super::Ctx;
 use crate::store::{BatchItem, Delivered, Flags, Outbound, StoreError};
 
 type Reply = async_channel::Sender<Result<Delivered, StoreError>>;
@@ -82,7 +82,7 @@ pub async fn store_message(
         targets,
         outbound,
         flags: Flags::default(),
-        internal_date: crate::auth::now_secs(),
+        internal_date: crate::clock::now_secs(),
         limit: Some(ctx.cfg.max_mailbox_size),
         inline,
     };
@@ -92,6 +92,28 @@ pub async fn store_message(
     rx.recv()
         .await
         .unwrap_or(Err(StoreError::Invalid("committer stopped")))
+}
+
+/// Queue push notifications (spec §9.5) for `owner` unless the message came
+/// from them; the push service (`crate::push`) is woken through `pushq`.
+fn queue_push(ctx: &Ctx, owner: &str, sender: &str) {
+    if owner.eq_ignore_ascii_case(sender) {
+        return;
+    }
+    let now = crate::clock::now_secs();
+    let tokens = match ctx.store.get_meta(owner, "devicetoken") {
+        Ok(Some(v)) => crate::store::devicetoken::valid(&v, now),
+        _ => return,
+    };
+    if tokens.is_empty() {
+        return;
+    }
+    match ctx.store.push_enqueue(owner, &tokens, now) {
+        Ok(()) => {
+            let _ = ctx.pushq.try_send(());
+        }
+        Err(e) => log::error!("push: cannot queue: {e}"),
+    }
 }
 
 fn reply_for(e: StoreError) -> String {
@@ -108,7 +130,7 @@ fn reply_for(e: StoreError) -> String {
 fn announce(ctx: &Ctx, d: &Delivered, sender: &str) {
     for (owner, mb, _) in &d.0 {
         ctx.hub.notify(mb.id, None);
-        crate::push::notify_delivery(ctx, owner, sender);
+        queue_push(ctx, owner, sender);
     }
     if !d.1.is_empty() {
         let _ = ctx.outq.try_send(());
@@ -182,7 +204,7 @@ fn make_room(ctx: &Ctx, addr: &str, size: u64) {
         return;
     }
     let target = (limit / 10 * 7).saturating_sub(size);
-    let keep_newer_than = crate::auth::now_secs() - 86400;
+    let keep_newer_than = crate::clock::now_secs() - 86400;
     match ctx.store.trim_quota(addr, target, keep_newer_than) {
         Ok(Some((inbox, removed))) => {
             log::info!(

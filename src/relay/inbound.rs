@@ -2,7 +2,7 @@
 //! encryption policy, origin check (DKIM), sender reset, header stripping,
 //! durable local delivery.
 
-use crate::server::Ctx;
+use crate::relay::Ctx;
 
 /// Accept `raw` from another server for local `rcpts`. `Err` is the SMTP
 /// reply line to send (or to put in the `/mxdeliv` 400 body).
@@ -22,13 +22,13 @@ pub async fn accept(
     // Origin: strict DKIM alignment for named domains; IP-literal senders are
     // exempt (spec §6.2 step 5).
     if !ok.from_domain.starts_with('[') {
-        crate::inbound::verify_origin(ctx, raw, &ok.from_domain).await?;
+        crate::relay::inbound::verify_origin(ctx, raw, &ok.from_domain).await?;
     }
     // The envelope sender is not stored (we keep no Return-Path); with
     // reset_sender a bounce would go nowhere, which is the point (§6.2 step 3).
     let _ = ok.reset_sender;
     let clean = crate::policy::strip_incoming(raw);
-    crate::deliver::local(ctx, &clean, mail_from, rcpts).await
+    crate::relay::delivery::local(ctx, &clean, mail_from, rcpts).await
 }
 
 /// Most key lookups per message (bounded work for hostile input).
@@ -65,7 +65,7 @@ pub async fn verify_origin(ctx: &Ctx, raw: &[u8], from_domain: &str) -> Result<(
 /// Prepend our DKIM signature (spec §5.3) when we have a key (named domains).
 pub fn dkim_sign(ctx: &Ctx, msg: Vec<u8>) -> Vec<u8> {
     let Some(key) = &ctx.dkim_key else { return msg };
-    let now = crate::auth::now_secs() as u64;
+    let now = crate::clock::now_secs() as u64;
     match crate::dkim::sign(&msg, &ctx.cfg.mail_domain, &ctx.cfg.dkim_selector, key, now) {
         Ok(h) => {
             let mut out = h.into_bytes();

@@ -133,7 +133,9 @@ mod tests {
         assert!(user.bytes().all(|b| USER_CHARS.contains(&b)));
         assert_eq!(dom, "[192.0.2.1]");
         assert_eq!(c.password.len(), 12);
-        assert!(crate::auth::check_new_address(&cfg, &c.email, c.password.as_bytes()).is_ok());
+        assert!(
+            crate::relay::auth::check_new_address(&cfg, &c.email, c.password.as_bytes()).is_ok()
+        );
         let url = dclogin_url(&cfg, &c);
         assert!(
             url.starts_with(&format!("dclogin:{user}@[192.0.2.1]?p=")),

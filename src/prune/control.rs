@@ -1,0 +1,76 @@
+//! The prune service's clock and its local control socket: prune at
+//! startup and daily at `prune_time` (UTC), and `chatrelay prune` from the
+//! command line runs the prune inside the server through `control.sock`.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::net::timeout;
+use crate::relay::Ctx;
+
+/// Prune at startup, then daily at `prune_time` (UTC): a real deadline timer,
+/// no polling.
+pub async fn daily(ctx: Rc<Ctx>) {
+    loop {
+        let now = crate::clock::now_secs();
+        match super::run(&ctx.store, Some(&ctx.hub), &ctx.cfg, now, false).await {
+            Ok(r) => log::info!("{r}"),
+            Err(e) => log::error!("prune failed: {e}"),
+        }
+        let (h, m) = ctx.cfg.prune_time;
+        let wait = super::until_next(crate::clock::now_secs(), h, m);
+        async_io::Timer::after(Duration::from_secs(wait.max(1) as u64)).await;
+    }
+}
+
+pub fn path(cfg: &Config) -> std::path::PathBuf {
+    cfg.data_dir.join("control.sock")
+}
+
+pub fn listener(cfg: &Config) -> std::io::Result<async_net::unix::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = path(cfg);
+    let _ = std::fs::remove_file(&p);
+    let l = async_net::unix::UnixListener::bind(&p)?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// The local control socket: one command line per connection, one reply line.
+/// `prune <days ahead> <dry 0|1>` runs the prune inside the server, so IDLE
+/// sessions see the expunges.
+pub async fn serve(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
+    use futures_lite::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    loop {
+        let Ok((mut conn, _)) = l.accept().await else {
+            continue;
+        };
+        let mut line = String::new();
+        let mut r = BufReader::new(conn.clone().take(256));
+        if timeout(Duration::from_secs(5), r.read_line(&mut line))
+            .await
+            .is_none()
+        {
+            continue;
+        }
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let reply = match parts.as_slice() {
+            ["prune", days, dry] => match days.parse::<i64>() {
+                Ok(d) => {
+                    let now = crate::clock::now_secs() + d * 86400;
+                    match super::run(&ctx.store, Some(&ctx.hub), &ctx.cfg, now, *dry == "1").await {
+                        Ok(r) => {
+                            log::info!("{r}");
+                            format!("ok {r}")
+                        }
+                        Err(e) => format!("error {e}"),
+                    }
+                }
+                Err(_) => "error bad day count".to_string(),
+            },
+            _ => "error unknown command".to_string(),
+        };
+        let _ = conn.write_all(format!("{reply}\n").as_bytes()).await;
+    }
+}

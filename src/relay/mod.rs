@@ -1,0 +1,134 @@
+//! The shared context: the state every session and service holds (`Ctx`),
+//! and the relay's own logic that more than one protocol uses — accounts
+//! and login (`auth`, `hasher`), invitations (`invite`), durable delivery
+//! into the store (`delivery`) and the incoming pipeline of port 25 and
+//! `/mxdeliv` (`inbound`).
+//!
+//! This layer imports no protocol service (smtp, imap, http, outbound,
+//! push, prune) and not the server; services above it are woken through
+//! the channels it owns (`outq`, `pushq`). `tests/layering.rs` checks it.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::store::Store;
+use crate::tls::TlsConfigs;
+
+pub mod auth;
+pub mod delivery;
+pub mod hasher;
+pub mod inbound;
+pub mod invite;
+pub mod ratelimit;
+
+use auth::Auth;
+
+/// Most recipients per message, on every way in (SMTP `RCPT`, `/mxdeliv`).
+pub const MAX_RECIPIENTS: usize = 1000;
+
+/// Everything a session needs, shared by `Rc` on the one thread.
+pub struct Ctx {
+    pub cfg: Rc<Config>,
+    pub store: Rc<Store>,
+    pub auth: Auth,
+    pub hub: Rc<Hub>,
+    pub tls: TlsConfigs,
+    /// Wakes the outbound queue runner.
+    pub outq: async_channel::Sender<()>,
+    pub client_tls: crate::tls::ClientConfigs,
+    pub committer: delivery::Committer,
+    /// Wakes the push notification runner.
+    pub pushq: async_channel::Sender<()>,
+    pub resolver: crate::dns::Resolver,
+    /// DKIM signing key; `None` for IP-literal relays (spec §5.3).
+    pub dkim_key: Option<crate::dkim::SigningKey>,
+    pub ratelimit: std::cell::RefCell<ratelimit::RateLimiter>,
+    pub imap_conns: Rc<Cell<usize>>,
+    pub smtp_conns: Rc<Cell<usize>>,
+    pub http_conns: Rc<Cell<usize>>,
+}
+
+/// Counts a live connection; decremented on drop.
+pub struct ConnGuard(Rc<Cell<usize>>);
+
+impl ConnGuard {
+    pub fn try_new(c: &Rc<Cell<usize>>, max: usize) -> Option<ConnGuard> {
+        if c.get() >= max {
+            return None;
+        }
+        c.set(c.get() + 1);
+        Some(ConnGuard(c.clone()))
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// The receiving ends of the wake-up channels the context owns: the server
+/// hands them to the services that drain the durable queues.
+pub struct Queues {
+    /// New outbound queue entries (`crate::outbound`).
+    pub outbound: async_channel::Receiver<()>,
+    /// New push notifications (`crate::push`).
+    pub push: async_channel::Receiver<()>,
+}
+
+impl Ctx {
+    /// Open the data folder (store, TLS, DKIM key) and build the context.
+    pub fn open(cfg: Config) -> Result<(Ctx, Queues), String> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| format!("cannot create data folder {}: {e}", cfg.data_dir.display()))?;
+        let store = Store::open(&cfg.data_dir)
+            .map_err(|e| format!("cannot open the store in {}: {e}", cfg.data_dir.display()))?;
+        let tls = crate::tls::load_configs(&cfg).map_err(|e| format!("TLS: {e}"))?;
+        let client_tls = crate::tls::client_configs(cfg.tls_extra_ca.as_deref())
+            .map_err(|e| format!("TLS: {e}"))?;
+        let (outq, outbound) = async_channel::bounded(1);
+        let (pushq, push) = async_channel::bounded(1);
+        let dkim_key = match cfg.ip_literal {
+            Some(_) => None,
+            None => Some(
+                crate::dkim::SigningKey::load_or_generate(
+                    &cfg.data_dir,
+                    &cfg.dkim_selector,
+                    cfg.dkim_ed25519,
+                )
+                .map_err(|e| format!("DKIM key: {e}"))?,
+            ),
+        };
+        let resolver = if cfg.dns_servers.is_empty() {
+            crate::dns::Resolver::from_resolv_conf()
+        } else {
+            crate::dns::Resolver::new(cfg.dns_servers.clone())
+        };
+        let ratelimit = std::cell::RefCell::new(ratelimit::RateLimiter::new(
+            cfg.max_user_send_per_minute,
+            cfg.max_user_send_burst_size,
+        ));
+        let cfg = Rc::new(cfg);
+        let store = Rc::new(store);
+        let ctx = Ctx {
+            auth: Auth::new(cfg.clone(), store.clone()),
+            cfg,
+            store,
+            hub: Rc::new(Hub::default()),
+            tls,
+            outq,
+            client_tls,
+            committer: Default::default(),
+            pushq,
+            dkim_key,
+            resolver,
+            ratelimit,
+            imap_conns: Default::default(),
+            smtp_conns: Default::default(),
+            http_conns: Default::default(),
+        };
+        Ok((ctx, Queues { outbound, push }))
+    }
+}
