@@ -34,6 +34,33 @@ pub fn split_addr(addr: &str) -> Option<(&str, &str)> {
     Some((l, d))
 }
 
+/// Most multipart levels and boundary lines a message may have before the
+/// relay stops parsing it structurally (FETCH then serves it unparsed).
+pub const MAX_MULTIPART_DEPTH: usize = 16;
+pub const MAX_BOUNDARY_LINES: usize = 1000;
+
+/// A cheap linear pre-check before a recursive MIME parser sees `raw`:
+/// mailparse re-scans each part per nesting level, so the work of a parse is
+/// about depth × size; both stay bounded when this returns true.
+pub fn structure_within_limits(raw: &[u8]) -> bool {
+    let boundaries = memchr::memmem::find_iter(raw, b"\n--").count();
+    if boundaries > MAX_BOUNDARY_LINES {
+        return false;
+    }
+    // Each nested multipart declares a boundary parameter; count them
+    // case-insensitively without copying the message.
+    let mut declared = 0;
+    for i in memchr::memchr_iter(b'=', raw) {
+        if i >= 8 && raw[i - 8..i].eq_ignore_ascii_case(b"boundary") {
+            declared += 1;
+            if declared > MAX_MULTIPART_DEPTH * 4 {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +73,15 @@ mod tests {
         );
         assert_eq!(split_header(b"\r\nbody"), (&b"\r\n"[..], &b"body"[..]));
         assert_eq!(split_header(b"A: b\r\n"), (&b"A: b\r\n"[..], &b""[..]));
+    }
+
+    #[test]
+    fn structure_limits() {
+        assert!(structure_within_limits(b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\n--x--\r\n"));
+        let deep = "Content-Type: multipart/mixed; BOUNDARY=a\r\n".repeat(100);
+        assert!(!structure_within_limits(deep.as_bytes()));
+        let many = "\n--x".repeat(1001);
+        assert!(!structure_within_limits(many.as_bytes()));
     }
 
     #[test]

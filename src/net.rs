@@ -4,6 +4,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use async_net::TcpStream;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -126,6 +127,27 @@ pub struct Stream {
     out: Vec<u8>,
     /// Whether the last line `read_line` returned ended in CRLF (not a bare LF).
     pub last_crlf: bool,
+    /// Every read fails with `TimedOut` once this instant has passed: a
+    /// deadline on every read in every protocol state, by construction.
+    /// Sessions move it forward for each phase (`set_deadline`).
+    deadline: Instant,
+}
+
+/// Until a session sets its own, reads must finish within this.
+pub const DEFAULT_READ_DEADLINE: Duration = Duration::from_secs(60);
+/// Each write (one `flush`) must finish within this: a peer that stops
+/// reading cannot hold its slot.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Slowest upload accepted for large literals and DATA, in bytes/s.
+pub const MIN_UPLOAD_RATE: u64 = 16 * 1024;
+
+/// A deadline for receiving `n` bytes: a minute plus `n` at [`MIN_UPLOAD_RATE`].
+pub fn transfer_time(n: u64) -> Duration {
+    Duration::from_secs(60 + n / MIN_UPLOAD_RATE)
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "read deadline passed")
 }
 
 const READ_CHUNK: usize = 4096;
@@ -141,7 +163,25 @@ impl Stream {
             start: 0,
             out: Vec::new(),
             last_crlf: true,
+            deadline: Instant::now() + DEFAULT_READ_DEADLINE,
         }
+    }
+
+    /// Reads from now on must be done within `d`.
+    pub fn set_deadline(&mut self, d: Duration) {
+        self.deadline = Instant::now() + d;
+    }
+
+    /// A read of the connection that gives up at the deadline.
+    async fn read_conn(conn: &mut Conn, deadline: Instant, dst: &mut [u8]) -> io::Result<usize> {
+        if Instant::now() >= deadline {
+            return Err(timed_out());
+        }
+        futures_lite::future::or(conn.read(dst), async {
+            async_io::Timer::at(deadline).await;
+            Err(timed_out())
+        })
+        .await
     }
 
     /// Take the connection out (for STARTTLS), leaving `Closed`.
@@ -168,7 +208,7 @@ impl Stream {
     /// `read_line` raced against another future (IDLE) loses nothing.
     async fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; LINE_CHUNK];
-        let n = self.conn.read(&mut chunk).await?;
+        let n = Self::read_conn(&mut self.conn, self.deadline, &mut chunk).await?;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
@@ -221,7 +261,7 @@ impl Stream {
             let old = dst.len();
             let want = need.min(64 * 1024);
             dst.resize(old + want, 0);
-            let got = self.conn.read(&mut dst[old..]).await;
+            let got = Self::read_conn(&mut self.conn, self.deadline, &mut dst[old..]).await;
             let got = match got {
                 Ok(g) => g,
                 Err(e) => {
@@ -244,11 +284,18 @@ impl Stream {
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {
-        if !self.out.is_empty() {
-            let out = std::mem::take(&mut self.out);
-            self.conn.write_all(&out).await?;
+        let conn = &mut self.conn;
+        let out = std::mem::take(&mut self.out);
+        let write = async {
+            if !out.is_empty() {
+                conn.write_all(&out).await?;
+            }
+            conn.flush().await
+        };
+        match timeout(WRITE_TIMEOUT, write).await {
+            Some(r) => r,
+            None => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
         }
-        self.conn.flush().await
     }
 
     /// Queue and flush.

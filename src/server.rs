@@ -12,7 +12,8 @@ use futures_lite::future;
 use crate::config::Config;
 use crate::net::timeout;
 use crate::net::{Conn, Stream};
-use crate::relay::{Ctx, Queues};
+use crate::relay::limits;
+use crate::relay::{ConnGuard, Ctx, IpSlot, Queues};
 use crate::tls::HANDSHAKE_TIMEOUT;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +29,10 @@ pub enum Service {
 
 /// 443: one TLS acceptor; the negotiated ALPN picks IMAP, SMTP or HTTPS
 /// (spec §2.1: the client offers `imap` or `smtp`; anything else is HTTPS).
-async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream) {
+async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream, ip: IpSlot) {
+    let Some(hs) = ConnGuard::try_new(&ctx.handshakes, limits::MAX_HANDSHAKES) else {
+        return;
+    };
     let acceptor =
         futures_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
     let Some(Ok(start)) = timeout(HANDSHAKE_TIMEOUT, acceptor).await else {
@@ -46,55 +50,93 @@ async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream) {
     } else {
         (ctx.tls.tls12.clone(), Service::Https)
     };
+    // The service's slot is taken before the rest of the handshake.
+    let Some(_slot) = service_slot(&ctx, kind) else {
+        return;
+    };
     let Some(Ok(s)) = timeout(HANDSHAKE_TIMEOUT, start.into_stream(cfg)).await else {
         return;
     };
+    drop(hs);
     let stream = Stream::new(Conn::Tls(Box::new(s)));
     match kind {
-        Service::Imaps => crate::imap::session::run(ctx, stream, false).await,
+        Service::Imaps => crate::imap::session::run(ctx, stream, false, ip).await,
         Service::Submissions => {
-            crate::smtp::session::run(ctx, stream, crate::smtp::session::Mode::Submission).await
+            crate::smtp::session::run(ctx, stream, crate::smtp::session::Mode::Submission, ip)
+                .await
         }
         _ => crate::http::serve_conn(ctx, stream, true).await,
     }
 }
 
-async fn handle(ctx: Rc<Ctx>, service: Service, tcp: TcpStream) {
+/// The per-service connection slot (spec §2.1 groups: IMAP, submission,
+/// MX, HTTP).
+fn service_slot(ctx: &Ctx, service: Service) -> Option<ConnGuard> {
+    let (counter, max) = match service {
+        Service::Imaps | Service::Imap => (&ctx.imap_conns, ctx.cfg.max_imap_connections),
+        Service::Submissions | Service::Submission => {
+            (&ctx.smtp_conns, ctx.cfg.max_smtp_connections)
+        }
+        Service::Mx => (&ctx.mx_conns, ctx.cfg.max_smtp_connections),
+        Service::Https | Service::Http => (&ctx.http_conns, limits::MAX_HTTP),
+    };
+    ConnGuard::try_new(counter, max)
+}
+
+/// Refuse a connection over a limit with the protocol's own words where the
+/// protocol speaks first in plain text; TLS ports just close.
+async fn refuse(service: Service, tcp: TcpStream) {
+    use futures_lite::io::AsyncWriteExt;
+    let line: &[u8] = match service {
+        Service::Imap => b"* BYE Too many connections, try again later\r\n",
+        Service::Submission | Service::Mx => b"421 4.7.0 Too many connections, try again later\r\n",
+        _ => return,
+    };
+    let mut tcp = tcp;
+    let _ = timeout(Duration::from_secs(5), tcp.write_all(line)).await;
+}
+
+async fn handle(ctx: Rc<Ctx>, service: Service, tcp: TcpStream, peer: IpAddr) {
     let _ = tcp.set_nodelay(true);
+    // Counted from accept: a silent or slow peer holds its slots for at most
+    // the handshake deadline, and only a few per address.
+    let Some(ip) = ctx.unauth.try_take(peer) else {
+        return refuse(service, tcp).await;
+    };
+    if service == Service::Https {
+        return accept_443(ctx, tcp, ip).await;
+    }
+    let Some(_slot) = service_slot(&ctx, service) else {
+        return refuse(service, tcp).await;
+    };
+    use crate::smtp::session::Mode;
     match service {
         Service::Imaps => {
             if let Some(c) = crate::tls::accept(ctx.tls.tls13.clone(), tcp).await {
-                crate::imap::session::run(ctx, Stream::new(c), false).await
+                crate::imap::session::run(ctx, Stream::new(c), false, ip).await
             }
         }
-        Service::Imap => crate::imap::session::run(ctx, Stream::new(Conn::Plain(tcp)), true).await,
+        Service::Imap => {
+            crate::imap::session::run(ctx, Stream::new(Conn::Plain(tcp)), true, ip).await
+        }
         Service::Submissions => {
             if let Some(c) = crate::tls::accept(ctx.tls.tls13.clone(), tcp).await {
-                crate::smtp::session::run(
-                    ctx,
-                    Stream::new(c),
-                    crate::smtp::session::Mode::Submission,
-                )
-                .await
+                crate::smtp::session::run(ctx, Stream::new(c), Mode::Submission, ip).await
             }
         }
         Service::Submission => {
-            crate::smtp::session::run(
-                ctx,
-                Stream::new(Conn::Plain(tcp)),
-                crate::smtp::session::Mode::SubmissionStartTls,
-            )
-            .await
+            let s = Stream::new(Conn::Plain(tcp));
+            crate::smtp::session::run(ctx, s, Mode::SubmissionStartTls, ip).await
         }
-        Service::Https => accept_443(ctx, tcp).await,
-        Service::Http => crate::http::serve_conn(ctx, Stream::new(Conn::Plain(tcp)), false).await,
+        Service::Https => unreachable!("handled above"),
+        Service::Http => {
+            // Port 80 serves a few fixed routes; its slot stays per address.
+            let _ip = ip;
+            crate::http::serve_conn(ctx, Stream::new(Conn::Plain(tcp)), false).await
+        }
         Service::Mx => {
-            crate::smtp::session::run(
-                ctx,
-                Stream::new(Conn::Plain(tcp)),
-                crate::smtp::session::Mode::Mx,
-            )
-            .await
+            // Peers never log in on port 25: the address slot lasts the connection.
+            crate::smtp::session::run(ctx, Stream::new(Conn::Plain(tcp)), Mode::Mx, ip).await
         }
     }
 }
@@ -130,6 +172,14 @@ pub async fn run(
         (Service::Http, cfg.http_port),
         (Service::Mx, cfg.smtp_port),
     ];
+    // Every connection is a descriptor, and each outbound delivery too.
+    let needed = (cfg.max_imap_connections + 2 * cfg.max_smtp_connections + limits::MAX_HTTP)
+        as u64
+        + limits::MAX_HANDSHAKES as u64
+        + 256;
+    if let Some(w) = limits::raise_nofile(needed) {
+        log::warn!("{w}");
+    }
     let mut listeners = Vec::new();
     for (svc, port) in services {
         if port == 0 {
@@ -148,8 +198,10 @@ pub async fn run(
             loop {
                 match l.accept().await {
                     // The peer address is dropped here on purpose: it is never logged or stored.
-                    Ok((tcp, _peer)) => {
-                        ex2.spawn(handle(ctx.clone(), svc, tcp)).detach();
+                    // The peer address only keys the in-memory per-address
+                    // counter while the connection lives: never logged or stored.
+                    Ok((tcp, peer)) => {
+                        ex2.spawn(handle(ctx.clone(), svc, tcp, peer.ip())).detach();
                     }
                     Err(e) => {
                         log::warn!("accept failed on {svc:?}: {e}");

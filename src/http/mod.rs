@@ -7,7 +7,6 @@ mod routes;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::net::timeout;
 use crate::net::Stream;
 use crate::relay::Ctx;
 
@@ -100,19 +99,16 @@ async fn drain(s: &mut Stream, len: u64) {
     while left > 0 {
         let mut sink = Vec::new();
         let n = left.min(64 * 1024);
-        match timeout(
-            Duration::from_secs(10),
-            s.read_exact_into(n as usize, &mut sink),
-        )
-        .await
-        {
-            Some(Ok(true)) => left -= n,
+        s.set_deadline(Duration::from_secs(10));
+        match s.read_exact_into(n as usize, &mut sink).await {
+            Ok(true) => left -= n,
             _ => break,
         }
     }
 }
 
-async fn read_request(s: &mut Stream, max_message: u64) -> Result<Request, ReadError> {
+async fn read_request(s: &mut Stream, ctx: &Ctx) -> Result<Request, ReadError> {
+    let max_message = ctx.cfg.max_message_size;
     // Read the head line by line (bounded), then parse it with httparse.
     let mut head = Vec::new();
     loop {
@@ -189,6 +185,13 @@ async fn read_request(s: &mut Stream, max_message: u64) -> Result<Request, ReadE
         return Err(ReadError::TooLarge(msg, len));
     }
     let mut body = Vec::new();
+    // Only a few large bodies are buffered at once; each at a bounded pace.
+    let _permit = if len as usize > crate::relay::BIG_BODY {
+        Some(ctx.big_bodies.acquire_arc().await)
+    } else {
+        None
+    };
+    s.set_deadline(crate::net::transfer_time(len));
     if len > 0
         && !s
             .read_exact_into(len as usize, &mut body)
@@ -201,25 +204,24 @@ async fn read_request(s: &mut Stream, max_message: u64) -> Result<Request, ReadE
     Ok(r)
 }
 
-/// Serve HTTP requests on one connection (keep-alive, bounded).
+/// Serve HTTP requests on one connection (keep-alive, bounded). The caller
+/// holds the connection's slots.
 pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool) {
-    let Some(_g) = crate::relay::ConnGuard::try_new(&ctx.http_conns, 1000) else {
-        return;
-    };
     for _ in 0..MAX_REQUESTS_PER_CONN {
-        let req = match timeout(IDLE, read_request(&mut s, ctx.cfg.max_message_size)).await {
-            None | Some(Err(ReadError::Closed)) => return,
-            Some(Err(ReadError::TooLarge(msg, len))) => {
+        s.set_deadline(IDLE);
+        let req = match read_request(&mut s, &ctx).await {
+            Err(ReadError::Closed) => return,
+            Err(ReadError::TooLarge(msg, len)) => {
                 let _ = s.send(&Response::text(413, msg).encode(false)).await;
                 drain(&mut s, len).await;
                 let _ = futures_lite::io::AsyncWriteExt::close(&mut s.conn).await;
                 return;
             }
-            Some(Err(ReadError::Bad(code, msg))) => {
+            Err(ReadError::Bad(code, msg)) => {
                 let _ = s.send(&Response::text(code, msg).encode(false)).await;
                 return;
             }
-            Some(Ok(r)) => r,
+            Ok(r) => r,
         };
         let keep_alive = !req
             .header("connection")

@@ -14,6 +14,12 @@ use crate::store::{flag, FlagOp, Message};
 /// Bodies up to this size are read whole; larger full-body fetches stream.
 const STREAM_ABOVE: u64 = 256 * 1024;
 const CHUNK: usize = 64 * 1024;
+/// Most distinct items in one FETCH.
+const MAX_ITEMS: usize = 64;
+/// Yield to other sessions every this many messages.
+const YIELD_MESSAGES: usize = 64;
+/// A response being built is sent once it is this large.
+const FLUSH_ABOVE: usize = 64 * 1024;
 
 fn needs_parse(items: &[FetchAtt]) -> bool {
     items.iter().any(|i| match i {
@@ -99,7 +105,18 @@ impl Session {
                 return Ok(());
             }
         };
-        let mut items: Vec<FetchAtt> = items.to_vec();
+        // The same item twice is answered once (RFC 3501 lets the server
+        // return each data item once); it would otherwise build every copy.
+        let mut items: Vec<FetchAtt> = items.iter().fold(Vec::new(), |mut v, i| {
+            if !v.contains(i) {
+                v.push(i.clone());
+            }
+            v
+        });
+        if items.len() > MAX_ITEMS {
+            self.bad(tag, "[LIMIT] Too many FETCH items");
+            return Ok(());
+        }
         if uid && !items.contains(&FetchAtt::Uid) {
             items.insert(0, FetchAtt::Uid);
         }
@@ -145,7 +162,11 @@ impl Session {
         }
         let parse = needs_parse(&items);
         let content = needs_content(&items);
-        for (idx, u) in targets {
+        for (done, (idx, u)) in targets.into_iter().enumerate() {
+            if done % YIELD_MESSAGES == YIELD_MESSAGES - 1 {
+                // A FETCH of a whole big mailbox must not monopolise the thread.
+                futures_lite::future::yield_now().await;
+            }
             let Some(m) = meta.get(&u) else { continue }; // expunged meanwhile
             let flags = self
                 .sel
@@ -171,7 +192,7 @@ impl Session {
             } else {
                 Vec::new()
             };
-            let parsed = if parse && mime_depth_ok(&raw) {
+            let parsed = if parse && crate::mail::structure_within_limits(&raw) {
                 mailparse::parse_mail(&raw).ok()
             } else {
                 None
@@ -180,6 +201,13 @@ impl Session {
             for (n, item) in items.iter().enumerate() {
                 if n > 0 {
                     out.push(b' ');
+                }
+                if out.len() > FLUSH_ABOVE {
+                    // Send each large item before building the next one: memory
+                    // holds one item, not all of them.
+                    self.s.queue(&out);
+                    out.clear();
+                    self.s.flush().await?;
                 }
                 match item {
                     FetchAtt::Uid => out.extend_from_slice(format!("UID {u}").as_bytes()),
@@ -301,13 +329,6 @@ impl Session {
         }
         Ok(())
     }
-}
-
-/// mailparse recurses per multipart level; a message with absurdly many
-/// boundary lines (only a hostile APPEND can store one) is served unparsed
-/// instead of risking the stack of our single thread.
-fn mime_depth_ok(raw: &[u8]) -> bool {
-    raw.windows(3).filter(|w| w == b"\n--").count() <= 1000
 }
 
 /// BINARY[part]: the part's content with its transfer encoding removed.

@@ -23,6 +23,8 @@ impl Session {
         self.sync_selected(true);
         self.s.flush().await?;
         let deadline = async_io::Timer::after(IDLE_MAX);
+        // The stream's own read deadline must not end IDLE before the timer.
+        self.s.set_deadline(IDLE_MAX + Duration::from_secs(60));
         futures_lite::pin!(deadline);
         loop {
             let rx = self.sel.as_ref().map(|s| s.sub.rx.clone());

@@ -61,16 +61,66 @@ fn valid_name(name: &str) -> bool {
             .all(|c| !c.is_control() && c != '*' && c != '%')
 }
 
-/// LIST wildcard match (RFC 3501 §6.3.8): `*` anything, `%` anything but the delimiter.
-fn wildmatch(p: &[u8], s: &[u8]) -> bool {
-    match p.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|i| wildmatch(rest, &s[i..])),
-        Some((b'%', rest)) => (0..=s.len())
-            .take_while(|&i| i == 0 || s[i - 1] != DELIM as u8)
-            .any(|i| wildmatch(rest, &s[i..])),
-        Some((c, rest)) => s.first() == Some(c) && wildmatch(rest, &s[1..]),
+/// Longest reference + patterns of one LIST/LSUB.
+const MAX_PATTERN_BYTES: usize = 1024;
+
+/// `**`, `*%`, `%*` → `*`; `%%` → `%` (same language, fewer NFA states).
+fn collapse_wildcards(p: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(p.len());
+    for &c in p {
+        match (out.last().copied(), c) {
+            (Some(b'*'), b'*' | b'%') => {}
+            (Some(b'%'), b'*') => *out.last_mut().unwrap() = b'*',
+            (Some(b'%'), b'%') => {}
+            _ => out.push(c),
+        }
     }
+    out
+}
+
+/// LIST wildcard match (RFC 3501 §6.3.8): `*` anything, `%` anything but the
+/// delimiter. Simulates the pattern as an NFA over the name: one pass over
+/// `s` with a set of live pattern positions, O(|p|·|s|) for any input (no
+/// backtracking: a pattern of many `*` cannot blow up).
+fn wildmatch(p: &[u8], s: &[u8]) -> bool {
+    // live[i]: the prefix of s read so far can be matched by p[..i].
+    let mut live = vec![false; p.len() + 1];
+    let mut next = vec![false; p.len() + 1];
+    live[0] = true;
+    // A wildcard matches the empty string: close over it.
+    let close = |v: &mut Vec<bool>| {
+        for i in 0..p.len() {
+            if v[i] && (p[i] == b'*' || p[i] == b'%') {
+                v[i + 1] = true;
+            }
+        }
+    };
+    close(&mut live);
+    for &c in s {
+        next.iter_mut().for_each(|x| *x = false);
+        let mut any = false;
+        for i in 0..p.len() {
+            if !live[i] {
+                continue;
+            }
+            match p[i] {
+                b'*' => next[i] = true,
+                b'%' if c != DELIM as u8 => next[i] = true,
+                b'%' => {}
+                pc if pc == c => next[i + 1] = true,
+                _ => {}
+            }
+        }
+        close(&mut next);
+        std::mem::swap(&mut live, &mut next);
+        for x in live.iter() {
+            any |= *x;
+        }
+        if !any {
+            return false;
+        }
+    }
+    live[p.len()]
 }
 
 impl Session {
@@ -244,20 +294,30 @@ impl Session {
                 .queue(format!("* {verb} (\\Noselect) \"{DELIM}\" \"\"\r\n").as_bytes());
             return self.ok(tag, &format!("{verb} completed."));
         }
+        // Bounded work: at most 1000 mailboxes × MAX_PATTERN_BYTES × 255.
+        if patterns.iter().map(|p| p.len() + reference.len()).sum::<usize>() > MAX_PATTERN_BYTES {
+            return self.no(tag, "[LIMIT] Patterns too long");
+        }
+        let patterns: Vec<Vec<u8>> = patterns
+            .iter()
+            .map(|p| {
+                let mut full = reference.to_vec();
+                full.extend_from_slice(p);
+                collapse_wildcards(&full)
+            })
+            .collect();
         let boxes = match self.ctx.store.list_mailboxes(user) {
             Ok(b) => b,
             Err(e) => return self.store_err(tag, e),
         };
         let mut out = Vec::new();
         for mb in &boxes {
-            let matched = patterns.iter().any(|p| {
-                let mut full = reference.to_vec();
-                full.extend_from_slice(p);
+            let matched = patterns.iter().any(|full| {
                 // INBOX is case-insensitive in patterns too.
                 if mb.name == "INBOX" {
                     wildmatch(&full.to_ascii_uppercase(), b"INBOX")
                 } else {
-                    wildmatch(&full, mb.name.as_bytes())
+                    wildmatch(full, mb.name.as_bytes())
                 }
             });
             if !matched
@@ -390,5 +450,16 @@ mod tests {
         assert!(wildmatch(b"a.%", b"a.b"));
         assert!(wildmatch(b"INBOX", b"INBOX"));
         assert!(!wildmatch(b"Sent", b"Sent2"));
+        assert!(wildmatch(b"a*b*c", b"axxbyyc"));
+        assert!(!wildmatch(b"a*b*c", b"axxbyy"));
+        assert!(wildmatch(b"%.%", b"a.b"));
+        assert!(!wildmatch(b"%.%", b"a.b.c"));
+        assert!(wildmatch(b"*.c", b"a.b.c"));
+        assert!(wildmatch(b"", b""));
+        assert!(!wildmatch(b"", b"a"));
+        assert!(wildmatch(b"**%%", b""));
+        // The exponential case of a backtracking matcher: instant here.
+        let p = "*a".repeat(200) + "b";
+        assert!(!wildmatch(p.as_bytes(), "a".repeat(255).as_bytes()));
     }
 }

@@ -24,12 +24,89 @@ fn needs_content(k: &SearchKey) -> bool {
     }
 }
 
+/// Longest SEARCH string (bytes); longer needles get `NO [LIMIT]`.
+pub const MAX_NEEDLE: usize = 1024;
+/// Most content keys (TEXT, BODY, HEADER, FROM…) in one SEARCH: each one
+/// scans every message once.
+pub const MAX_CONTENT_KEYS: usize = 16;
+/// Yield to other sessions after reading this many message bytes.
+const YIELD_BYTES: usize = 4 << 20;
+/// … or after this many messages.
+const YIELD_MESSAGES: usize = 64;
+
+/// Case-insensitive (ASCII) substring test in linear time: the haystack is
+/// lower-cased in chunks that overlap by the needle's length, and each chunk
+/// is searched with memchr's `memmem` (Two-Way: O(n + m), no quadratic case).
 fn contains_ci(hay: &[u8], needle: &str) -> bool {
     let n = needle.as_bytes().to_ascii_lowercase();
     if n.is_empty() {
         return true;
     }
-    hay.windows(n.len()).any(|w| w.eq_ignore_ascii_case(&n))
+    if hay.len() < n.len() {
+        return false;
+    }
+    const CHUNK: usize = 64 * 1024;
+    let finder = memchr::memmem::Finder::new(&n);
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + n.len());
+    let mut start = 0;
+    while start < hay.len() {
+        let end = (start + CHUNK + n.len() - 1).min(hay.len());
+        buf.clear();
+        buf.extend(hay[start..end].iter().map(u8::to_ascii_lowercase));
+        if finder.find(&buf).is_some() {
+            return true;
+        }
+        if end == hay.len() {
+            break;
+        }
+        start += CHUNK;
+    }
+    false
+}
+
+/// The needles of content keys, for the limits above.
+fn content_needles<'a>(k: &'a SearchKey, out: &mut Vec<&'a str>) {
+    use SearchKey::*;
+    match k {
+        From(s) | To(s) | Cc(s) | Bcc(s) | Subject(s) | Body(s) | Text(s) | Header(_, s) => {
+            out.push(s)
+        }
+        SentBefore(_) | SentOn(_) | SentSince(_) => out.push(""),
+        Not(k) => content_needles(k, out),
+        Or(a, b) => {
+            content_needles(a, out);
+            content_needles(b, out);
+        }
+        And(v) => v.iter().for_each(|k| content_needles(k, out)),
+        _ => {}
+    }
+}
+
+/// Replace every `UID set` / sequence-set key by the sorted UIDs of the
+/// selected messages it matches (merged ranges: linear in the mailbox).
+fn resolve_sets(k: &mut SearchKey, uids: &[u32]) {
+    use SearchKey::*;
+    match k {
+        Uid(set) => *k = InUids(set.matching(uids)),
+        Seq(set) => {
+            let n = uids.len() as u32;
+            let mut v = Vec::new();
+            for (lo, hi) in set.merged(n) {
+                let (lo, hi) = (lo.max(1), hi.min(n));
+                if lo <= hi {
+                    v.extend_from_slice(&uids[lo as usize - 1..hi as usize]);
+                }
+            }
+            *k = InUids(v);
+        }
+        Not(k) => resolve_sets(k, uids),
+        Or(a, b) => {
+            resolve_sets(a, uids);
+            resolve_sets(b, uids);
+        }
+        And(v) => v.iter_mut().for_each(|k| resolve_sets(k, uids)),
+        _ => {}
+    }
 }
 
 fn header_value(raw: &[u8], name: &str) -> Vec<u8> {
@@ -102,6 +179,7 @@ fn matches(k: &SearchKey, it: &Item) -> bool {
         Smaller(n) => it.m.size < *n,
         Uid(set) => set.contains(it.m.uid, it.max_uid),
         Seq(set) => set.contains(it.seq, it.max_seq),
+        InUids(v) => v.binary_search(&it.m.uid).is_ok(),
         Not(k) => !matches(k, it),
         Or(a, b) => matches(a, it) || matches(b, it),
         And(v) => v.iter().all(|k| matches(k, it)),
@@ -110,17 +188,42 @@ fn matches(k: &SearchKey, it: &Item) -> bool {
 }
 
 impl Session {
-    pub(super) fn search(&mut self, tag: &str, uid: bool, key: &SearchKey, ret: &[String]) {
+    pub(super) async fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        mut key: SearchKey,
+        ret: &[String],
+    ) {
+        let mut needles = Vec::new();
+        content_needles(&key, &mut needles);
+        if needles.len() > MAX_CONTENT_KEYS {
+            return self.no(tag, "[LIMIT] Too many content criteria in one SEARCH");
+        }
+        if needles.iter().any(|n| n.len() > MAX_NEEDLE) {
+            return self.no(tag, "[LIMIT] Search string too long");
+        }
         let sel = self.sel.as_ref().expect("selected");
         let msgs = match self.ctx.store.messages(sel.mb.id) {
             Ok(m) => m,
             Err(e) => return self.store_err(tag, e),
         };
+        // The session's view may change while we yield; search a snapshot.
+        let view: Vec<u32> = sel.uids.clone();
+        resolve_sets(&mut key, &view);
+        let key = &key;
         let content = needs_content(key);
-        let max_seq = sel.uids.len() as u32;
-        let max_uid = sel.uids.last().copied().unwrap_or(0);
+        let max_seq = view.len() as u32;
+        let max_uid = view.last().copied().unwrap_or(0);
         let mut hits = Vec::new();
-        for (i, u) in sel.uids.iter().enumerate() {
+        let (mut read, mut since_yield) = (0usize, 0usize);
+        for (i, u) in view.iter().enumerate() {
+            since_yield += 1;
+            if read >= YIELD_BYTES || since_yield >= YIELD_MESSAGES {
+                // One session's SEARCH must not monopolise the thread.
+                futures_lite::future::yield_now().await;
+                (read, since_yield) = (0, 0);
+            }
             let Ok(mi) = msgs.binary_search_by_key(u, |m| m.uid) else {
                 continue;
             };
@@ -130,6 +233,7 @@ impl Session {
             } else {
                 None
             };
+            read += raw.as_ref().map_or(0, |r| r.len());
             let it = Item {
                 seq: i as u32 + 1,
                 max_seq,

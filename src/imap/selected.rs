@@ -142,7 +142,7 @@ impl Session {
             }
             C::Expunge => self.expunge(tag, user, None),
             C::UidExpunge(set) => self.expunge(tag, user, Some(set)),
-            C::Search { uid, key, ret, .. } => self.search(tag, uid, &key, &ret),
+            C::Search { uid, key, ret, .. } => self.search(tag, uid, key, &ret).await,
             C::Fetch {
                 uid, set, items, ..
             } => return self.fetch(tag, uid, &set, &items).await,

@@ -11,16 +11,23 @@ use base64::Engine;
 use super::parser::{parse_command, CommandBody, ParseError};
 use super::wire::literal_at_end;
 use crate::hub::Subscription;
-use crate::net::timeout;
 use crate::net::{Conn, Line, Stream};
 use crate::relay::auth::AuthError;
-use crate::relay::{ConnGuard, Ctx};
+use crate::relay::{Ctx, IpSlot};
 use crate::store::{Flags, Mailbox};
 
 /// Longest command line (RFC 7162 §4 recommends ≥ 8192 octets).
 pub const MAX_LINE: usize = 64 * 1024;
 /// Largest literal outside APPEND (SETMETADATA values, LOGIN, SEARCH strings).
 pub const MAX_SMALL_LITERAL: u64 = 64 * 1024;
+/// Before login: the longest literal (LOGIN with a literal password) and
+/// command line a stranger can make us buffer.
+pub const MAX_PRELOGIN_LITERAL: u64 = 4 * 1024;
+const MAX_PRELOGIN_LINE: usize = 8 * 1024;
+/// Before login a connection must send each command within this.
+const PRELOGIN_IDLE: Duration = Duration::from_secs(60);
+/// Continuation lines (AUTHENTICATE, after a literal) must come within this.
+const CONTINUATION: Duration = Duration::from_secs(60);
 /// Most literals in one command.
 const MAX_LITERALS: usize = 64;
 /// Commands per connection before the server asks the client to reconnect.
@@ -44,6 +51,8 @@ pub struct Session {
     pub starttls_pending: bool,
     pub user: Option<String>,
     pub sel: Option<Selected>,
+    /// Counts against the client address until login.
+    pub ip: IpSlot,
 }
 
 pub enum Flow {
@@ -52,20 +61,16 @@ pub enum Flow {
 }
 
 /// Serve one IMAP connection. `plain` is true on port 143 before STARTTLS.
-pub async fn run(ctx: Rc<Ctx>, s: Stream, plain: bool) {
-    let Some(_guard) = ConnGuard::try_new(&ctx.imap_conns, ctx.cfg.max_imap_connections) else {
-        let mut s = s;
-        let _ = s
-            .send(b"* BYE Too many connections, try again later\r\n")
-            .await;
-        return;
-    };
+/// The caller holds the service's connection slot; `ip` is this
+/// connection's per-address slot, released at login.
+pub async fn run(ctx: Rc<Ctx>, s: Stream, plain: bool, ip: IpSlot) {
     let mut sess = Session {
         ctx,
         s,
         starttls_pending: plain,
         user: None,
         sel: None,
+        ip,
     };
     let greeting = format!(
         "* OK [CAPABILITY {}] chatrelay ready\r\n",
@@ -78,7 +83,9 @@ pub async fn run(ctx: Rc<Ctx>, s: Stream, plain: bool) {
 }
 
 enum ReadCmd {
-    Cmd(Vec<u8>),
+    /// A command with its literals, and the permit that let a large
+    /// literal be buffered (held until the command is done).
+    Cmd(Vec<u8>, Option<async_lock::SemaphoreGuardArc>),
     /// Reply already queued (BAD); keep going.
     Rejected,
     Close,
@@ -102,14 +109,20 @@ impl Session {
         let idle = Duration::from_secs(self.ctx.cfg.imap_idle_timeout.max(60));
         let mut errors = 0u32;
         for _ in 0..MAX_COMMANDS {
-            let read = match timeout(idle, self.read_command()).await {
-                None => {
-                    self.s
+            self.s.set_deadline(if self.user.is_none() {
+                PRELOGIN_IDLE
+            } else {
+                idle
+            });
+            let read = match self.read_command().await {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    let _ = self
+                        .s
                         .send(b"* BYE Autologout; idle for too long\r\n")
-                        .await?;
+                        .await;
                     return Ok(());
                 }
-                Some(r) => r?,
+                r => r?,
             };
             let buf = match read {
                 ReadCmd::Close => return Ok(()),
@@ -122,8 +135,9 @@ impl Session {
                     self.s.flush().await?;
                     continue;
                 }
-                ReadCmd::Cmd(b) => b,
+                ReadCmd::Cmd(b, permit) => (b, permit),
             };
+            let (buf, _permit) = buf;
             let cmd = match parse_command(&buf) {
                 Ok(c) => c,
                 Err(e) => {
@@ -160,8 +174,15 @@ impl Session {
     async fn read_command(&mut self) -> std::io::Result<ReadCmd> {
         let mut buf = Vec::new();
         let mut literals = 0;
+        let authenticated = self.user.is_some();
+        let mut permit = None;
+        let max_line = if authenticated {
+            MAX_LINE
+        } else {
+            MAX_PRELOGIN_LINE
+        };
         loop {
-            let line = match self.s.read_line(MAX_LINE).await? {
+            let line = match self.s.read_line(max_line).await? {
                 Line::Eof => return Ok(ReadCmd::Close),
                 Line::TooLong => {
                     self.s.queue(b"* BAD Command line too long\r\n");
@@ -175,7 +196,7 @@ impl Session {
                     self.s.queue(b"* BAD Empty command line\r\n");
                     return Ok(ReadCmd::Rejected);
                 }
-                return Ok(ReadCmd::Cmd(buf));
+                return Ok(ReadCmd::Cmd(buf, permit));
             };
             literals += 1;
             let is_append = buf
@@ -183,7 +204,9 @@ impl Session {
                 .nth(1)
                 .map(|w| w.eq_ignore_ascii_case(b"APPEND"))
                 .unwrap_or(false);
-            let limit = if is_append {
+            let limit = if !authenticated {
+                MAX_PRELOGIN_LITERAL
+            } else if is_append {
                 self.ctx.cfg.max_message_size
             } else {
                 MAX_SMALL_LITERAL
@@ -192,7 +215,7 @@ impl Session {
                 .into_owned();
             if n > limit
                 || literals > MAX_LITERALS
-                || buf.len() as u64 + n > limit + MAX_LINE as u64
+                || buf.len() as u64 + n > limit + max_line as u64
             {
                 if nonsync {
                     // RFC 7888 §4: the client already sends the data; we cannot
@@ -206,10 +229,16 @@ impl Session {
                     .queue(format!("{tag} NO [TOOBIG] Literal too large\r\n").as_bytes());
                 return Ok(ReadCmd::Rejected);
             }
+            if permit.is_none() && n > crate::relay::BIG_BODY as u64 {
+                permit = Some(self.ctx.big_bodies.acquire_arc().await);
+            }
             if !nonsync {
                 self.s.send(b"+ Ready for literal data\r\n").await?;
             }
             buf.extend_from_slice(b"\r\n");
+            // The literal and the rest of the command line must follow
+            // at a bounded pace (a trickling upload holds no slot for long).
+            self.s.set_deadline(crate::net::transfer_time(n));
             if !self.s.read_exact_into(n as usize, &mut buf).await? {
                 return Ok(ReadCmd::Close);
             }
@@ -338,6 +367,7 @@ impl Session {
         match self.ctx.auth.login(user, pass, true).await {
             Ok(addr) => {
                 self.user = Some(addr);
+                self.ip.release();
                 let t = format!("[CAPABILITY {}] Logged in", self.capabilities());
                 self.ok(tag, &t);
             }
@@ -373,7 +403,8 @@ impl Session {
             Some(i) => i,
             None => {
                 self.s.send(b"+ \r\n").await?;
-                match self.s.read_line(MAX_LINE).await? {
+                self.s.set_deadline(CONTINUATION);
+                match self.s.read_line(MAX_PRELOGIN_LINE).await? {
                     Line::Ok(l) => l,
                     Line::TooLong => {
                         self.bad(tag, "Response too long");

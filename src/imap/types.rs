@@ -108,20 +108,31 @@ impl SeqSet {
     }
 
     /// Like [`SeqSet::matching`] with an explicit value for `*`.
+    /// The ranges are merged first, so a set that repeats `1:*` a thousand
+    /// times costs one range, never a thousand copies of the mailbox.
     pub fn matching_with_star(&self, existing: &[u32], star: u32) -> Vec<u32> {
         let mut out: Vec<u32> = Vec::new();
-        let mut ranges = 0usize;
-        for (lo, hi) in self.ranges(star) {
-            ranges += 1;
+        for (lo, hi) in self.merged(star) {
             let start = existing.partition_point(|&x| x < lo);
             let end = existing.partition_point(|&x| x <= hi);
             if let Some(slice) = existing.get(start..end) {
                 out.extend_from_slice(slice);
             }
         }
-        if ranges > 1 {
-            out.sort_unstable();
-            out.dedup();
+        out
+    }
+
+    /// The set as sorted, disjoint, non-adjacent inclusive ranges with `*`
+    /// resolved to `star`. O(r log r).
+    pub fn merged(&self, star: u32) -> Vec<(u32, u32)> {
+        let mut r: Vec<(u32, u32)> = self.ranges(star).collect();
+        r.sort_unstable();
+        let mut out: Vec<(u32, u32)> = Vec::with_capacity(r.len());
+        for (lo, hi) in r {
+            match out.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => out.push((lo, hi)),
+            }
         }
         out
     }
@@ -398,6 +409,10 @@ pub enum SearchKey {
     Smaller(u64),
     Uid(SeqSet),
     Seq(SeqSet),
+    /// Not parsed: SEARCH resolves `Uid`/`Seq` keys to the sorted UIDs of
+    /// the selected messages they match, once per command (membership is
+    /// then a binary search, whatever the set's size).
+    InUids(Vec<u32>),
     Not(Box<SearchKey>),
     Or(Box<SearchKey>, Box<SearchKey>),
     And(Vec<SearchKey>),

@@ -21,9 +21,16 @@ pub mod delivery;
 pub mod hasher;
 pub mod inbound;
 pub mod invite;
+pub mod limits;
 pub mod ratelimit;
 
 use auth::Auth;
+pub use limits::{ConnGuard, IpSlot, IpSlots};
+
+/// Bodies larger than this hold one of `Ctx::big_bodies` while being read.
+pub const BIG_BODY: usize = 64 * 1024;
+/// How many large bodies (DATA, APPEND literals, `/mxdeliv`) are read at once.
+pub const BIG_BODIES_AT_ONCE: usize = 4;
 
 /// Most recipients per message, on every way in (SMTP `RCPT`, `/mxdeliv`).
 pub const MAX_RECIPIENTS: usize = 1000;
@@ -45,29 +52,22 @@ pub struct Ctx {
     /// DKIM signing key; `None` for IP-literal relays (spec §5.3).
     pub dkim_key: Option<crate::dkim::SigningKey>,
     pub ratelimit: std::cell::RefCell<ratelimit::RateLimiter>,
+    /// Live connections per service, counted from accept (before TLS).
     pub imap_conns: Rc<Cell<usize>>,
+    /// Submission: 465, 587 and 443 with ALPN `smtp`.
     pub smtp_conns: Rc<Cell<usize>>,
+    /// Port 25.
+    pub mx_conns: Rc<Cell<usize>>,
     pub http_conns: Rc<Cell<usize>>,
+    /// TLS handshakes on 443 before ALPN has picked the service.
+    pub handshakes: Rc<Cell<usize>>,
+    /// Connections per client address that have not logged in (memory only,
+    /// for as long as the connection lives).
+    pub unauth: Rc<IpSlots>,
+    /// Permits to buffer a body larger than [`BIG_BODY`] (memory bound).
+    pub big_bodies: std::sync::Arc<async_lock::Semaphore>,
 }
 
-/// Counts a live connection; decremented on drop.
-pub struct ConnGuard(Rc<Cell<usize>>);
-
-impl ConnGuard {
-    pub fn try_new(c: &Rc<Cell<usize>>, max: usize) -> Option<ConnGuard> {
-        if c.get() >= max {
-            return None;
-        }
-        c.set(c.get() + 1);
-        Some(ConnGuard(c.clone()))
-    }
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
-}
 
 /// The receiving ends of the wake-up channels the context owns: the server
 /// hands them to the services that drain the durable queues.
@@ -127,7 +127,11 @@ impl Ctx {
             ratelimit,
             imap_conns: Default::default(),
             smtp_conns: Default::default(),
+            mx_conns: Default::default(),
             http_conns: Default::default(),
+            handshakes: Default::default(),
+            unauth: Rc::new(IpSlots::new(limits::UNAUTH_PER_IP)),
+            big_bodies: std::sync::Arc::new(async_lock::Semaphore::new(BIG_BODIES_AT_ONCE)),
         };
         Ok((ctx, Queues { outbound, push }))
     }

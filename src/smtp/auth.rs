@@ -17,6 +17,8 @@ fn b64(s: &[u8]) -> Option<Vec<u8>> {
 impl Smtp {
     async fn challenge(&mut self, prompt: &str) -> std::io::Result<Option<Vec<u8>>> {
         self.s.send(format!("334 {prompt}\r\n").as_bytes()).await?;
+        // RFC 4954 gives no time; a minute is plenty for a client's answer.
+        self.s.set_deadline(std::time::Duration::from_secs(60));
         match self.s.read_line(MAX_CMD_LINE).await? {
             Line::Ok(l) if l == b"*" => {
                 self.reply("501 5.7.0 Authentication cancelled");
@@ -106,6 +108,7 @@ impl Smtp {
         match self.ctx.auth.login(&user, &pass, false).await {
             Ok(addr) => {
                 self.user = Some(addr);
+                self.ip.release();
                 self.reply("235 2.7.0 Authentication successful");
             }
             Err(AuthError::Invalid) => {

@@ -29,9 +29,18 @@ impl Smtp {
             .send(b"354 End data with <CR><LF>.<CR><LF>\r\n")
             .await?;
         let max = self.ctx.cfg.max_message_size as usize;
+        // The whole message must arrive at a bounded pace (RFC 5321
+        // §4.5.3.2.5 allows 3 minutes per data block; we bound the total).
+        self.s
+            .set_deadline(crate::net::transfer_time(self.ctx.cfg.max_message_size));
         let mut msg: Vec<u8> = Vec::new();
         let mut problem = None;
+        // Only a few large bodies are buffered at once, whoever sends them.
+        let mut _big_permit = None;
         loop {
+            if _big_permit.is_none() && msg.len() > crate::relay::BIG_BODY {
+                _big_permit = Some(self.ctx.big_bodies.acquire_arc().await);
+            }
             // Lines longer than the limit are still consumed to the end.
             let line = match self.s.read_line(max.max(MAX_DATA_LINE) + 2).await? {
                 Line::Eof => {

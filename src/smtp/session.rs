@@ -4,9 +4,8 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::net::timeout;
 use crate::net::{Line, Stream};
-use crate::relay::{ConnGuard, Ctx};
+use crate::relay::{Ctx, IpSlot};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -36,6 +35,8 @@ pub struct Smtp {
     /// The per-sender rate limit was passed for this transaction.
     pub rate_ok: bool,
     pub errors: u32,
+    /// Counts against the client address until AUTH succeeds.
+    pub ip: IpSlot,
 }
 
 pub enum Next {
@@ -43,14 +44,9 @@ pub enum Next {
     Close,
 }
 
-pub async fn run(ctx: Rc<Ctx>, s: Stream, mode: Mode) {
-    let Some(_guard) = ConnGuard::try_new(&ctx.smtp_conns, ctx.cfg.max_smtp_connections) else {
-        let mut s = s;
-        let _ = s
-            .send(b"421 4.7.0 Too many connections, try again later\r\n")
-            .await;
-        return;
-    };
+/// The caller holds the service's connection slot; `ip` is this
+/// connection's per-address slot, released after AUTH.
+pub async fn run(ctx: Rc<Ctx>, s: Stream, mode: Mode, ip: IpSlot) {
     let tls = mode == Mode::Submission || s.conn.is_tls();
     let mut sm = Smtp {
         ctx: ctx.clone(),
@@ -63,6 +59,7 @@ pub async fn run(ctx: Rc<Ctx>, s: Stream, mode: Mode) {
         rcpts: Vec::new(),
         rate_ok: false,
         errors: 0,
+        ip,
     };
     let greet = format!("220 {} ESMTP chatrelay\r\n", ctx.cfg.hostname());
     if sm.s.send(greet.as_bytes()).await.is_err() {
@@ -89,14 +86,16 @@ impl Smtp {
             if self.s.buffered() == 0 {
                 self.s.flush().await?;
             }
-            let line = match timeout(CMD_TIMEOUT, self.s.read_line(MAX_CMD_LINE)).await {
-                None => {
-                    self.s
+            self.s.set_deadline(CMD_TIMEOUT);
+            let line = match self.s.read_line(MAX_CMD_LINE).await {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    let _ = self
+                        .s
                         .send(b"421 4.4.2 Timeout, closing connection\r\n")
-                        .await?;
+                        .await;
                     return Ok(());
                 }
-                Some(l) => l?,
+                l => l?,
             };
             let line = match line {
                 Line::Eof => return Ok(()),
