@@ -34,9 +34,11 @@ pub fn split_addr(addr: &str) -> Option<(&str, &str)> {
     Some((l, d))
 }
 
-/// Most multipart levels and boundary lines a message may have before the
-/// relay stops parsing it structurally (FETCH then serves it unparsed).
-pub const MAX_MULTIPART_DEPTH: usize = 16;
+/// Most `boundary=` parameters (so multipart levels) and boundary lines a
+/// message may have before the relay stops parsing it structurally (the
+/// policy refuses it, FETCH serves it unparsed). Delta Chat's messages
+/// have at most a few.
+pub const MAX_BOUNDARY_PARAMS: usize = 16;
 pub const MAX_BOUNDARY_LINES: usize = 1000;
 
 /// A cheap linear pre-check before a recursive MIME parser sees `raw`:
@@ -53,7 +55,7 @@ pub fn structure_within_limits(raw: &[u8]) -> bool {
     for i in memchr::memchr_iter(b'=', raw) {
         if i >= 8 && raw[i - 8..i].eq_ignore_ascii_case(b"boundary") {
             declared += 1;
-            if declared > MAX_MULTIPART_DEPTH * 4 {
+            if declared > MAX_BOUNDARY_PARAMS {
                 return false;
             }
         }
@@ -77,7 +79,9 @@ mod tests {
 
     #[test]
     fn structure_limits() {
-        assert!(structure_within_limits(b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\n--x--\r\n"));
+        assert!(structure_within_limits(
+            b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\n--x--\r\n"
+        ));
         let deep = "Content-Type: multipart/mixed; BOUNDARY=a\r\n".repeat(100);
         assert!(!structure_within_limits(deep.as_bytes()));
         let many = "\n--x".repeat(1001);

@@ -62,8 +62,7 @@ async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream, ip: IpSlot) {
     match kind {
         Service::Imaps => crate::imap::session::run(ctx, stream, false, ip).await,
         Service::Submissions => {
-            crate::smtp::session::run(ctx, stream, crate::smtp::session::Mode::Submission, ip)
-                .await
+            crate::smtp::session::run(ctx, stream, crate::smtp::session::Mode::Submission, ip).await
         }
         _ => crate::http::serve_conn(ctx, stream, true).await,
     }

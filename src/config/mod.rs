@@ -66,6 +66,8 @@ pub struct Config {
     pub nocreate_file: PathBuf,
     /// Seconds an idle IMAP connection may stay without any command (RFC 3501 §5.4: ≥ 30 min).
     pub imap_idle_timeout: u64,
+    /// Seconds an SMTP session may wait for the next command (RFC 5321 §4.5.3.2.7).
+    pub smtp_command_timeout: u64,
     /// Seconds a message may wait in the outbound queue before it bounces.
     pub max_queue_lifetime: u64,
     /// First retry delay in seconds (then ×5, ×15, ×30, ×60).
@@ -338,6 +340,7 @@ impl Config {
             nocreate: p.boolean("nocreate", false)?,
             nocreate_file: p.string("nocreate_file", "/etc/chatmail-nocreate").into(),
             imap_idle_timeout: p.num("imap_idle_timeout", 1800)?,
+            smtp_command_timeout: p.num("smtp_command_timeout", 300)?,
             max_queue_lifetime: parse_duration(
                 "max_queue_lifetime",
                 &p.string("max_queue_lifetime", "2d"),

@@ -295,7 +295,12 @@ impl Session {
             return self.ok(tag, &format!("{verb} completed."));
         }
         // Bounded work: at most 1000 mailboxes × MAX_PATTERN_BYTES × 255.
-        if patterns.iter().map(|p| p.len() + reference.len()).sum::<usize>() > MAX_PATTERN_BYTES {
+        if patterns
+            .iter()
+            .map(|p| p.len() + reference.len())
+            .sum::<usize>()
+            > MAX_PATTERN_BYTES
+        {
             return self.no(tag, "[LIMIT] Patterns too long");
         }
         let patterns: Vec<Vec<u8>> = patterns

@@ -104,7 +104,9 @@ fn delimiter_lines(raw: &[u8]) -> usize {
 
 /// Stage 1: parse MIME (`500 Failed to parse message: …`).
 fn parse(raw: &[u8]) -> Result<ParsedMail<'_>, Reply> {
-    if delimiter_lines(raw) > MAX_DELIMITER_LINES {
+    // Checked before the recursive parser sees the message: its work is
+    // about nesting depth × size (crate::mail::structure_within_limits).
+    if delimiter_lines(raw) > MAX_DELIMITER_LINES || !crate::mail::structure_within_limits(raw) {
         return Err(Reply::new(
             500,
             "Failed to parse message: too many MIME boundaries",

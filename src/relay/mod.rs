@@ -68,7 +68,6 @@ pub struct Ctx {
     pub big_bodies: std::sync::Arc<async_lock::Semaphore>,
 }
 
-
 /// The receiving ends of the wake-up channels the context owns: the server
 /// hands them to the services that drain the durable queues.
 pub struct Queues {

@@ -20,8 +20,6 @@ pub enum Mode {
 /// Command lines (RFC 5321 §4.5.3.1.4 says 512; AUTH PLAIN lines can be longer).
 pub const MAX_CMD_LINE: usize = 4096;
 const MAX_ERRORS: u32 = 20;
-/// RFC 5321 §4.5.3.2.7: at least 5 minutes between commands.
-const CMD_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub struct Smtp {
     pub ctx: Rc<Ctx>,
@@ -86,7 +84,10 @@ impl Smtp {
             if self.s.buffered() == 0 {
                 self.s.flush().await?;
             }
-            self.s.set_deadline(CMD_TIMEOUT);
+            // RFC 5321 §4.5.3.2.7: at least 5 minutes (the default) between commands.
+            self.s.set_deadline(Duration::from_secs(
+                self.ctx.cfg.smtp_command_timeout.max(1),
+            ));
             let line = match self.s.read_line(MAX_CMD_LINE).await {
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     let _ = self

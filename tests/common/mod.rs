@@ -159,6 +159,24 @@ impl Relay {
         self.spawn();
     }
 
+    /// The server's process id (for /proc readings in tests).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// (current RSS, peak RSS) of the server in KiB, from /proc.
+    pub fn rss_kib(&self) -> (u64, u64) {
+        let st = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let field = |name: &str| -> u64 {
+            st.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     /// The server process is still running.
     pub fn alive(&mut self) -> bool {
         match self.child.as_mut() {
@@ -456,6 +474,18 @@ impl Imap {
         let t = tcp(addr);
         let h = t.try_clone().unwrap();
         Self::from_stream(tls_wrap(t, alpn), h, None)
+    }
+
+    /// IMAPS over a TCP connection made by the caller (e.g. from another source address).
+    pub fn connect_tls_over(t: TcpStream) -> Imap {
+        t.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let h = t.try_clone().unwrap();
+        Self::from_stream(tls_wrap(t, &[]), h, None)
+    }
+
+    /// The underlying stream, for reading until the server closes.
+    pub fn into_reader(self) -> Box<dyn ReadWrite> {
+        self.s
     }
 
     pub fn connect_plain(addr: SocketAddr) -> Imap {

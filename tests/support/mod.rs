@@ -97,6 +97,11 @@ impl Smtp {
         c
     }
 
+    /// The underlying stream, for reading until the server closes.
+    pub fn into_reader(self) -> Box<dyn ReadWrite> {
+        self.s
+    }
+
     pub fn try_read(&mut self) -> std::io::Result<SmtpReply> {
         let mut lines = Vec::new();
         loop {

@@ -1,0 +1,505 @@
+//! The hostile-client suite (issue 10): each class of cheap request that
+//! could stall the one thread, grow memory without bound or hold a slot,
+//! sent as a stranger with an account would send it — while a second,
+//! honest session keeps sending NOOP. For every attack: the honest
+//! session's worst round trip stays below 500 ms, peak RSS grows by less
+//! than 150 MiB, the attacker gets an answer or a refusal within seconds,
+//! and the relay keeps serving.
+
+mod common;
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{quote, Imap, Relay, PASSWORD};
+
+const MAX_RTT: Duration = Duration::from_millis(500);
+const MAX_RSS_GROWTH_KIB: u64 = 150 * 1024;
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
+/// An honest logged-in session sending NOOP every 10 ms until stopped;
+/// returns the worst and the count of round trips.
+struct Prober {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<(Duration, usize)>,
+}
+
+impl Prober {
+    fn start(r: &Relay, local: &str) -> Prober {
+        let mut c = r.login(local);
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut worst, mut n) = (Duration::ZERO, 0);
+            while !st.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let r = c.cmd("NOOP");
+                assert!(r.ok(), "NOOP failed: {r:?}");
+                worst = worst.max(t.elapsed());
+                n += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (worst, n)
+        });
+        Prober { stop, handle }
+    }
+
+    fn finish(self, what: &str) -> Duration {
+        self.stop.store(true, Ordering::Relaxed);
+        let (worst, n) = self.handle.join().expect("prober");
+        println!("{what}: honest NOOP worst {worst:?} over {n} round trips");
+        assert!(n > 0, "{what}: the honest session never got an answer");
+        assert!(worst < MAX_RTT, "{what}: honest NOOP took {worst:?}");
+        worst
+    }
+}
+
+/// Run `attack` with a prober and the memory bound around it.
+fn under_attack(r: &mut Relay, what: &str, attack: impl FnOnce(&Relay)) {
+    let prober = Prober::start(r, "honestone");
+    let (rss0, _) = r.rss_kib();
+    let t = Instant::now();
+    attack(r);
+    println!("{what}: attack took {:?}", t.elapsed());
+    let (_, hwm) = r.rss_kib();
+    prober.finish(what);
+    let growth = hwm.saturating_sub(rss0);
+    println!("{what}: peak RSS {hwm} KiB, {growth} KiB above the start");
+    assert!(growth < MAX_RSS_GROWTH_KIB, "{what}: RSS grew {growth} KiB");
+    r.assert_serving();
+}
+
+fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let v = f();
+    let e = t.elapsed();
+    assert!(e < ANSWER_WITHIN, "{what}: answered after {e:?}");
+    v
+}
+
+fn big_message(from: &str, size: usize) -> Vec<u8> {
+    let mut m =
+        format!("From: <{from}>\r\nTo: <{from}>\r\nSubject: big\r\nMessage-ID: <big@x>\r\n\r\n")
+            .into_bytes();
+    let line = b"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuv\r\n";
+    while m.len() < size {
+        m.extend_from_slice(line);
+    }
+    m
+}
+
+// ------------------------------------------------------------ CPU per request
+
+#[test]
+fn list_with_many_wildcards() {
+    let mut r = Relay::start(200);
+    let mut a = r.login("attacker1");
+    let name = "a".repeat(250);
+    assert!(a.cmd(&format!("CREATE {name}")).ok());
+    under_attack(&mut r, "LIST wildcards", |_| {
+        // A backtracking matcher needs ~2^k steps for this.
+        let pat = "*a".repeat(400) + "b";
+        for _ in 0..20 {
+            let resp = timed("LIST", || a.cmd(&format!("LIST \"\" {}", quote(&pat))));
+            assert!(resp.ok(), "{resp:?}");
+            assert!(resp.untagged.is_empty(), "nothing matches: {resp:?}");
+        }
+        let pat = "*%".repeat(600);
+        let resp = timed("LIST long", || a.cmd(&format!("LIST \"\" {}", quote(&pat))));
+        assert!(resp.no() && resp.tagged.contains("[LIMIT]"), "{resp:?}");
+        let resp = a.cmd("LIST \"\" \"*a*a*a*a*a\"");
+        assert!(resp.has(&name), "a real match is still found: {resp:?}");
+    });
+}
+
+#[test]
+fn search_long_needles_on_a_big_message() {
+    let mut r = Relay::start_with(201, "max_message_size = 4000000");
+    let mut a = r.login("attacker1");
+    let me = r.addr("attacker1");
+    for _ in 0..3 {
+        assert!(a.append("INBOX", "", &big_message(&me, 3_000_000)).ok());
+    }
+    a.select("INBOX");
+    under_attack(&mut r, "SEARCH", |_| {
+        // The worst case of a naive scan: a needle that almost matches everywhere.
+        let needle = "abcdefghijklmnopqrstuvwxyz".repeat(39) + "!";
+        for key in ["TEXT", "BODY", "SUBJECT"] {
+            let resp = timed("SEARCH", || {
+                a.cmd(&format!("SEARCH {key} {}", quote(&needle)))
+            });
+            assert!(resp.ok(), "{resp:?}");
+            assert!(resp.has("* SEARCH"), "{resp:?}");
+        }
+        let resp = a.cmd(&format!("SEARCH TEXT {}", quote(&"x".repeat(2000))));
+        assert!(resp.no() && resp.tagged.contains("[LIMIT]"), "{resp:?}");
+        let many = (0..20)
+            .map(|i| format!("TEXT t{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let resp = a.cmd(&format!("SEARCH {many}"));
+        assert!(resp.no() && resp.tagged.contains("[LIMIT]"), "{resp:?}");
+        let resp = a.cmd("SEARCH TEXT \"abcdefghijklmnop\"");
+        assert!(
+            resp.has("* SEARCH 1 2 3"),
+            "real hits still found: {resp:?}"
+        );
+    });
+}
+
+// ------------------------------------------------------------ memory per request
+
+#[test]
+fn fetch_the_same_body_many_times() {
+    let mut r = Relay::start_with(202, "max_message_size = 2000000");
+    let mut a = r.login("attacker1");
+    let me = r.addr("attacker1");
+    assert!(a.append("INBOX", "", &big_message(&me, 1_000_000)).ok());
+    a.select("INBOX");
+    under_attack(&mut r, "FETCH repeated items", |_| {
+        let items = vec!["BODY.PEEK[TEXT]"; 300].join(" ");
+        let resp = timed("FETCH", || a.cmd(&format!("FETCH 1 ({items})")));
+        assert!(resp.ok(), "{}", resp.tagged);
+        assert_eq!(resp.untagged.len(), 1, "one FETCH response");
+        let body = String::from_utf8_lossy(&resp.untagged[0]).into_owned();
+        assert_eq!(body.matches("BODY[TEXT]").count(), 1, "each item once");
+        // Distinct partial items are each built, but sent one at a time.
+        let parts: Vec<String> = (0..60)
+            .map(|i| format!("BODY.PEEK[]<{i}.900000>"))
+            .collect();
+        let resp = timed("FETCH partials", || {
+            a.cmd(&format!("FETCH 1 ({})", parts.join(" ")))
+        });
+        assert!(resp.ok(), "{}", resp.tagged);
+    });
+}
+
+#[test]
+fn sequence_sets_with_repeated_ranges() {
+    let mut r = Relay::start(203);
+    let mut a = r.login("attacker1");
+    let me = r.addr("attacker1");
+    for i in 0..200 {
+        let m = support::encrypted(&me, &me, &format!("s{i}"));
+        assert!(a.append("INBOX", "", &m).ok());
+    }
+    a.select("INBOX");
+    under_attack(&mut r, "sequence sets", |_| {
+        // ~60 KiB of the same range: expanded naively, 10,000 × 200 entries.
+        let set = vec!["1:*"; 10_000].join(",");
+        let resp = timed("FETCH", || a.cmd(&format!("FETCH {set} (FLAGS)")));
+        assert!(resp.ok(), "{}", resp.tagged);
+        assert_eq!(resp.untagged.len(), 200, "each message once");
+        let resp = timed("UID SEARCH", || a.cmd(&format!("UID SEARCH UID {set}")));
+        assert!(resp.ok(), "{}", resp.tagged);
+        let resp = timed("STORE", || {
+            a.cmd(&format!("STORE {set} +FLAGS (\\Flagged)"))
+        });
+        assert!(resp.ok(), "{}", resp.tagged);
+        let set: String = (1..=5000).map(|i| format!("{},", i * 2)).collect();
+        let resp = timed("SEARCH", || {
+            a.cmd(&format!("SEARCH {} UNSEEN", set.trim_end_matches(',')))
+        });
+        assert!(resp.ok(), "{}", resp.tagged);
+    });
+}
+
+// ------------------------------------------------------------ nothing big before login
+
+#[test]
+fn no_big_literal_before_login() {
+    let mut r = Relay::start(204);
+    under_attack(&mut r, "pre-login literal", |r| {
+        for plain in [false, true] {
+            let mut c = if plain { r.imap_plain() } else { r.imaps() };
+            let resp = timed("APPEND before login", || {
+                c.cmd_literal("APPEND INBOX", &vec![b'x'; 1_000_000])
+            });
+            assert!(resp.no() && resp.tagged.contains("TOOBIG"), "{resp:?}");
+            // The connection is still usable for a normal login.
+            if !plain {
+                let resp = c.login(&r.addr("lateuser1"), PASSWORD);
+                assert!(resp.ok(), "{resp:?}");
+            }
+        }
+        // A non-synchronising literal that is too big ends the connection.
+        let mut c = r.imaps();
+        c.send_raw(b"a APPEND INBOX {1000000+}\r\n");
+        let resp = timed("LITERAL+", || c.read_until_tagged("a"));
+        assert!(resp.tagged.contains("TOOBIG"), "{resp:?}");
+    });
+}
+
+// ------------------------------------------------------------ slots
+
+/// Connect from a chosen loopback source address.
+fn tcp_from(src: &str, dst: SocketAddr) -> TcpStream {
+    let sock = socket2_connect(src, dst);
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock
+}
+
+/// std has no bind-before-connect; rustix does it without libc or unsafe.
+fn socket2_connect(src: &str, dst: SocketAddr) -> TcpStream {
+    use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    let src: SocketAddr = format!("{src}:0").parse().unwrap();
+    bind(&fd, &src).unwrap();
+    connect(&fd, &dst).unwrap();
+    TcpStream::from(fd)
+}
+
+#[test]
+fn silent_connections_from_one_address_do_not_lock_out_others() {
+    let mut r = Relay::start(205);
+    let dst = r.sock(993);
+    under_attack(&mut r, "silent connections", |r| {
+        // 60 silent TCP connections from one address: only 32 are kept,
+        // the rest are closed at once.
+        let mut held = Vec::new();
+        let mut closed_at_once = 0;
+        for _ in 0..60 {
+            let mut s = tcp_from("127.0.0.1", dst);
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut b = [0u8; 1];
+            match s.read(&mut b) {
+                Ok(0) => closed_at_once += 1,
+                Err(_) => held.push(s), // still open, waiting for our handshake
+                Ok(_) => panic!("unexpected data"),
+            }
+        }
+        println!("held {} closed {closed_at_once}", held.len());
+        assert!(held.len() <= 32, "{} silent connections held", held.len());
+        assert!(closed_at_once >= 28, "only {closed_at_once} refused");
+        // Another address is served normally meanwhile.
+        let t = tcp_from("127.0.0.77", dst);
+        let mut c = Imap::connect_tls_over(t);
+        let resp = timed("login from elsewhere", || {
+            c.login(&r.addr("otheruser"), PASSWORD)
+        });
+        assert!(resp.ok(), "{resp:?}");
+        // Logged-in sessions do not count: the honest prober shares 127.0.0.1.
+        drop(held);
+    });
+}
+
+/// Every protocol state has a deadline: a peer that goes silent is
+/// dropped, in every state, within the documented time.
+#[test]
+fn silence_in_every_state_ends_the_connection() {
+    let r = Relay::start_with(
+        206,
+        "max_message_size = 100000\nsubmissions_port = 465\nsmtp_port = 25\nsmtp_command_timeout = 20",
+    );
+    let addr = r.addr("quietuser");
+    // Create the account first.
+    drop(r.login("quietuser"));
+    type Case = (
+        &'static str,
+        Box<dyn FnOnce() -> Box<dyn Read + Send> + Send>,
+    );
+    let (i993, i143, s465, s25, h443) = (
+        r.sock(993),
+        r.sock(143),
+        r.sock(465),
+        r.sock(25),
+        r.sock(443),
+    );
+    let a1 = addr.clone();
+    let a2 = addr.clone();
+    let cases: Vec<(&str, u64, Case)> = vec![
+        (
+            "TLS handshake (993)",
+            35,
+            (
+                "",
+                Box::new(move || Box::new(common::tcp(i993)) as Box<dyn Read + Send>),
+            ),
+        ),
+        (
+            "IMAP before login (143)",
+            65,
+            (
+                "",
+                Box::new(move || {
+                    let mut t = common::tcp(i143);
+                    let mut g = [0u8; 256];
+                    let _ = t.read(&mut g);
+                    Box::new(t) as Box<dyn Read + Send>
+                }),
+            ),
+        ),
+        (
+            "IMAP AUTHENTICATE continuation",
+            65,
+            (
+                "",
+                Box::new(move || {
+                    let mut c = Imap::connect_tls(i993);
+                    c.send_raw(b"a AUTHENTICATE PLAIN\r\n");
+                    let l = c.read_response_line();
+                    assert!(l.starts_with(b"+"));
+                    Box::new(c.into_reader()) as Box<dyn Read + Send>
+                }),
+            ),
+        ),
+        (
+            "IMAP APPEND literal",
+            75,
+            (
+                "",
+                Box::new(move || {
+                    let mut c = Imap::connect_tls(i993);
+                    assert!(c.login(&a1, PASSWORD).ok());
+                    c.send_raw(b"a APPEND INBOX {90000}\r\n");
+                    let l = c.read_response_line();
+                    assert!(l.starts_with(b"+"));
+                    c.send_raw(&[b'x'; 1000]);
+                    Box::new(c.into_reader()) as Box<dyn Read + Send>
+                }),
+            ),
+        ),
+        (
+            "SMTP AUTH continuation",
+            65,
+            (
+                "",
+                Box::new(move || {
+                    let mut c = support::Smtp::connect_tls(s465);
+                    c.cmd("EHLO x");
+                    c.send(b"AUTH PLAIN\r\n");
+                    assert_eq!(c.read().code, 334);
+                    Box::new(c.into_reader()) as Box<dyn Read + Send>
+                }),
+            ),
+        ),
+        (
+            "SMTP DATA",
+            80,
+            (
+                "",
+                Box::new(move || {
+                    let mut c = support::Smtp::connect_tls(s465);
+                    c.cmd("EHLO x");
+                    let tok = base64_plain(&a2, PASSWORD);
+                    assert_eq!(c.cmd(&format!("AUTH PLAIN {tok}")).code, 235);
+                    assert_eq!(c.cmd(&format!("MAIL FROM:<{a2}>")).code, 250);
+                    assert_eq!(c.cmd(&format!("RCPT TO:<{a2}>")).code, 250);
+                    assert_eq!(c.cmd("DATA").code, 354);
+                    c.send(b"Subject: x\r\n");
+                    Box::new(c.into_reader()) as Box<dyn Read + Send>
+                }),
+            ),
+        ),
+        (
+            "SMTP before EHLO (25)",
+            30,
+            (
+                "",
+                Box::new(move || {
+                    let mut t = common::tcp(s25);
+                    let mut g = [0u8; 256];
+                    let _ = t.read(&mut g);
+                    Box::new(t) as Box<dyn Read + Send>
+                }),
+            ),
+        ),
+        (
+            "HTTPS request head",
+            65,
+            (
+                "",
+                Box::new(move || {
+                    let mut s = common::tls_connect(h443, &[b"http/1.1"]);
+                    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+                    Box::new(s) as Box<dyn Read + Send>
+                }),
+            ),
+        ),
+    ];
+    let mut threads = Vec::new();
+    for (what, limit, (_, open)) in cases {
+        threads.push(std::thread::spawn(move || {
+            let mut s = open();
+            let t = Instant::now();
+            // Read (and discard any farewell line) until the server closes.
+            let mut buf = [0u8; 4096];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut =>
+                    {
+                        if t.elapsed() > Duration::from_secs(limit + 10) {
+                            panic!("{what}: still open after {:?}", t.elapsed());
+                        }
+                    }
+                    Err(_) => break, // reset: closed too
+                }
+            }
+            let e = t.elapsed();
+            println!("{what}: closed after {e:?}");
+            assert!(e < Duration::from_secs(limit), "{what}: closed after {e:?}");
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+fn base64_plain(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"))
+}
+
+// ------------------------------------------------------------ MIME cost, unauthenticated
+
+/// `depth` nested multipart/mixed levels around a body of `size` bytes.
+fn nested_multipart(from: &str, to: &str, depth: usize, size: usize) -> Vec<u8> {
+    let mut m = format!("From: <{from}>\r\nTo: <{to}>\r\nSubject: deep\r\nMIME-Version: 1.0\r\n")
+        .into_bytes();
+    for d in 0..depth {
+        m.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=\"b{d}\"\r\n\r\n--b{d}\r\n")
+                .as_bytes(),
+        );
+    }
+    m.extend_from_slice(b"Content-Type: text/plain\r\n\r\n");
+    let line = b"0123456789012345678901234567890123456789012345678901234567890123456789\r\n";
+    let end = m.len() + size;
+    while m.len() < end {
+        m.extend_from_slice(line);
+    }
+    for d in (0..depth).rev() {
+        m.extend_from_slice(format!("--b{d}--\r\n").as_bytes());
+    }
+    m
+}
+
+#[test]
+fn deeply_nested_multipart_on_port_25() {
+    let mut r = Relay::start_with(207, "smtp_port = 25\nmax_message_size = 3000000");
+    let rcpt = r.addr("victim001");
+    drop(r.login("victim001"));
+    let mx = r.sock(25);
+    under_attack(&mut r, "nested MIME on port 25", |_| {
+        for depth in [50, 500, 5000] {
+            let msg = nested_multipart("someone@[127.0.0.99]", &rcpt, depth, 1_500_000);
+            let mut c = support::Smtp::mx_ready(mx);
+            let reply = timed("DATA", || {
+                c.transaction("someone@[127.0.0.99]", &[&rcpt], &msg)
+            });
+            // Cleartext from outside: refused (523) whatever the structure.
+            assert!(reply.code >= 500, "depth {depth}: {reply:?}");
+        }
+    });
+}
