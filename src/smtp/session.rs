@@ -36,6 +36,8 @@ pub struct Smtp {
     /// The per-sender rate limit was passed for this transaction.
     pub rate_ok: bool,
     pub errors: u32,
+    /// Failed logins on this connection (throttling, `relay::auth`).
+    pub logins: crate::relay::auth::LoginConn,
 }
 
 pub enum Next {
@@ -63,6 +65,7 @@ pub async fn run(ctx: Rc<Ctx>, s: Stream, mode: Mode) {
         rcpts: Vec::new(),
         rate_ok: false,
         errors: 0,
+        logins: crate::relay::auth::LoginConn::new(),
     };
     let greet = format!("220 {} ESMTP chatrelay\r\n", ctx.cfg.hostname());
     if sm.s.send(greet.as_bytes()).await.is_err() {
