@@ -82,6 +82,37 @@ impl LoginConn {
     }
 }
 
+type Slots = RefCell<HashMap<String, Rc<async_lock::Mutex<()>>>>;
+
+/// A login's hold on its account's slot. The map entry goes when the last
+/// holder is dropped — also when a login is abandoned mid-way (client gone).
+struct Slot<'a> {
+    slots: &'a Slots,
+    addr: &'a str,
+    lock: Rc<async_lock::Mutex<()>>,
+}
+
+impl<'a> Slot<'a> {
+    fn take(slots: &'a Slots, addr: &'a str) -> Slot<'a> {
+        let lock = slots
+            .borrow_mut()
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        Slot { slots, addr, lock }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        // The map's reference and ours: nobody else holds or waits for it
+        // (the caller drops its own clone of the lock first).
+        if Rc::strong_count(&self.lock) <= 2 {
+            self.slots.borrow_mut().remove(self.addr);
+        }
+    }
+}
+
 /// Recent failed logins of one account.
 #[derive(Debug, Clone, Copy)]
 struct Strikes {
@@ -100,7 +131,7 @@ pub struct Auth {
     strikes: RefCell<HashMap<String, Strikes>>,
     /// addr -> the lock a login of that account holds; present only while
     /// a login of it runs or waits.
-    slots: RefCell<HashMap<String, Rc<async_lock::Mutex<()>>>>,
+    slots: Slots,
 }
 
 /// Hash a password as a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`), on the calling thread.
@@ -340,20 +371,14 @@ impl Auth {
             return Ok(addr);
         }
         // One login per account at a time.
-        let slot = self
-            .slots
-            .borrow_mut()
-            .entry(addr.clone())
-            .or_default()
-            .clone();
-        let r = match crate::net::timeout(ACCOUNT_WAIT_MAX, slot.lock()).await {
+        let slot = Slot::take(&self.slots, &addr);
+        let lock = slot.lock.clone();
+        let r = match crate::net::timeout(ACCOUNT_WAIT_MAX, lock.lock()).await {
             Some(_guard) => self.login_locked(conn, &addr, password, imap).await,
             None => Err(AuthError::Temporary("account busy".into())),
         };
-        // Map + this clone: nobody else waits for the slot.
-        if Rc::strong_count(&slot) <= 2 {
-            self.slots.borrow_mut().remove(&addr);
-        }
+        drop(lock);
+        drop(slot);
         r
     }
 

@@ -61,11 +61,11 @@ const INLINE: TableDefinition<u64, &[u8]> = TableDefinition::new("inline");
 /// mailbox id -> number of messages (for `max_messages_per_mailbox`).
 const MBCOUNT: TableDefinition<u64, u64> = TableDefinition::new("mailbox_counts");
 
-/// Bytes every message counts in the quota on top of its size: the index
-/// record, flags, the body-reference entry and the B-tree pages around them
-/// (measured ~0.3–0.6 KiB per message in `index.redb`), plus a body file's
-/// inode and block rounding. Without it a mailbox of tiny messages could
-/// grow the index far beyond `max_mailbox_size`.
+/// Bytes every message counts in the quota on top of its size: a round
+/// figure for its index record (UID, flags, keywords), the body-reference
+/// and mailbox-count entries and the B-tree pages around them, or a body
+/// file's inode and block rounding. Without it a mailbox of tiny messages
+/// could grow the index far beyond `max_mailbox_size`.
 pub const MESSAGE_OVERHEAD: u64 = 1024;
 
 /// What a message of `size` bytes costs in the quota.
