@@ -98,7 +98,7 @@ pub fn ensure_self_signed(cfg: &Config) -> Result<(PathBuf, PathBuf), TlsError> 
     std::fs::create_dir_all(dir)
         .map_err(|e| TlsError(format!("cannot create {}: {e}", dir.display())))?;
     write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    write_atomic(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    write_atomic(&cert_path, cert.pem().as_bytes(), 0o600)?;
     Ok((cert_path, key_path))
 }
 

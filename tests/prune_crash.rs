@@ -1,7 +1,8 @@
 //! Pruning is safe (issue 6 item 3): a `kill -9` while a large prune runs
 //! inside the relay leaves a consistent store after the next start — no
 //! index entry without a body, no body file without an entry, quota equal to
-//! the sum of what is left — and the next prune finishes the job.
+//! the sum of what is left (each message plus the 1 KiB overhead) — and the
+//! next prune finishes the job.
 //!
 //! Relay: 127.0.0.249.
 
@@ -91,7 +92,7 @@ fn check_consistent(data: &Path) -> usize {
         for mb in store.list_mailboxes(&acc.addr).unwrap() {
             for m in store.messages(mb.id).unwrap() {
                 left += 1;
-                used += m.size;
+                used += chatrelay::store::charged(m.size);
                 let body = store
                     .read_body(m.body_id)
                     .unwrap_or_else(|e| panic!("index entry without body {}: {e}", m.body_id));

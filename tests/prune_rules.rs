@@ -517,7 +517,7 @@ fn exact_boundaries_in_process() {
         .messages(inbox.id)
         .unwrap()
         .iter()
-        .map(|m| m.size)
+        .map(|m| chatrelay::store::charged(m.size))
         .sum();
     assert_eq!(store.quota_used(u).unwrap(), used, "quota given back");
 

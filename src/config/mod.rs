@@ -28,6 +28,8 @@ pub struct Config {
     pub max_user_send_burst_size: u32,
     /// Bytes.
     pub max_mailbox_size: u64,
+    /// Most messages in one mailbox (deliveries, APPEND, COPY/MOVE refused beyond).
+    pub max_messages_per_mailbox: u64,
     pub max_message_size: u64,
     pub delete_mails_after: u32,
     pub delete_large_after: u32,
@@ -295,6 +297,7 @@ impl Config {
             max_user_send_per_minute: p.num("max_user_send_per_minute", 60)?,
             max_user_send_burst_size: p.num("max_user_send_burst_size", 10)?,
             max_mailbox_size: p.size("max_mailbox_size", "500M")?,
+            max_messages_per_mailbox: p.num("max_messages_per_mailbox", 50_000)?,
             max_message_size: p.num("max_message_size", 31_457_280)?,
             delete_mails_after: p.num("delete_mails_after", 20)?,
             delete_large_after: p.num("delete_large_after", 7)?,

@@ -12,7 +12,7 @@ use super::parser::{parse_command, CommandBody, ParseError};
 use super::wire::literal_at_end;
 use crate::hub::Subscription;
 use crate::net::{Conn, Line, Stream};
-use crate::relay::auth::AuthError;
+use crate::relay::auth::{AuthError, LoginConn};
 use crate::relay::{Ctx, IpSlot};
 use crate::store::{Flags, Mailbox};
 
@@ -53,6 +53,8 @@ pub struct Session {
     pub sel: Option<Selected>,
     /// Counts against the client address until login.
     pub ip: IpSlot,
+    /// Failed logins on this connection (throttling, `relay::auth`).
+    pub logins: LoginConn,
 }
 
 pub enum Flow {
@@ -71,6 +73,7 @@ pub async fn run(ctx: Rc<Ctx>, s: Stream, plain: bool, ip: IpSlot) {
         user: None,
         sel: None,
         ip,
+        logins: LoginConn::new(),
     };
     let greeting = format!(
         "* OK [CAPABILITY {}] chatrelay ready\r\n",
@@ -283,8 +286,7 @@ impl Session {
             }
             C::StartTls => return self.starttls(&tag).await,
             C::Login { user, pass } if self.user.is_none() => {
-                self.login(&tag, &user, &pass).await;
-                Ok(Flow::Continue)
+                Ok(self.login(&tag, &user, &pass).await)
             }
             C::Authenticate { mechanism, initial } if self.user.is_none() => {
                 return self.authenticate(&tag, &mechanism, initial).await;
@@ -355,16 +357,16 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    async fn login(&mut self, tag: &str, user: &[u8], pass: &[u8]) {
+    async fn login(&mut self, tag: &str, user: &[u8], pass: &[u8]) -> Flow {
         if self.starttls_pending {
             self.no(tag, "[PRIVACYREQUIRED] LOGIN is disabled before STARTTLS");
-            return;
+            return Flow::Continue;
         }
         let Ok(user) = std::str::from_utf8(user) else {
             self.no(tag, "[AUTHENTICATIONFAILED] Authentication failed.");
-            return;
+            return Flow::Continue;
         };
-        match self.ctx.auth.login(user, pass, true).await {
+        match self.ctx.auth.login(&self.logins, user, pass, true).await {
             Ok(addr) => {
                 self.user = Some(addr);
                 self.ip.release();
@@ -378,7 +380,13 @@ impl Session {
             Err(AuthError::Temporary(_)) => {
                 self.no(tag, "[UNAVAILABLE] Temporary failure, try again later")
             }
+            Err(AuthError::TooManyFailures) => {
+                self.s.queue(b"* BYE Too many failed logins\r\n");
+                self.no(tag, "[AUTHENTICATIONFAILED] Authentication failed.");
+                return Flow::Close;
+            }
         }
+        Flow::Continue
     }
 
     /// AUTHENTICATE PLAIN (RFC 4959 SASL-IR, RFC 4616).
@@ -440,8 +448,7 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let (user, pass) = (parts[1].to_vec(), parts[2].to_vec());
-        self.login(tag, &user, &pass).await;
-        Ok(Flow::Continue)
+        Ok(self.login(tag, &user, &pass).await)
     }
 
     async fn authenticated(

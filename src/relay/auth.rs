@@ -3,10 +3,26 @@
 //! Password hashing (Argon2id, m=19 MiB, t=2, p=1) runs off the event loop on
 //! one dedicated thread (`hasher`). A bounded in-memory cache of
 //! recently verified logins spares Delta Chat's frequent reconnects the hash.
+//!
+//! Login throttling (all delays are async timers, never a blocked thread):
+//! * per account (a bounded map keyed by address, never by IP): after `n`
+//!   recent failures the next password check waits until
+//!   `ACCOUNT_DELAY_BASE·2^(n-1)` (at most `ACCOUNT_DELAY_MAX`) after the
+//!   last failure; and one login per account runs at a time, so a flood for
+//!   one account collapses into one hash at a time;
+//! * per connection (`LoginConn`): each failure delays its reply by
+//!   `CONN_DELAY_BASE·2^(f-1)` (at most `CONN_DELAY_MAX`); the
+//!   `CONN_MAX_FAILURES`th failure ends the connection;
+//! * hasher priorities: checks for accounts or connections with recent
+//!   failures wait in the hasher's suspect queue, behind all normal work; a
+//!   full queue answers a temporary failure at once. Cached logins never hash.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::hasher::{Busy, Priority};
 
 use crate::clock::today;
 use crate::config::Config;
@@ -19,11 +35,90 @@ pub enum AuthError {
     Invalid,
     /// Account creation refused for a reason the user may see.
     CreationRefused(String),
-    /// Store trouble: try again later.
+    /// Store trouble or the hasher is saturated: try again later.
     Temporary(String),
+    /// Too many failed logins on this connection: close it.
+    TooManyFailures,
 }
 
 const CACHE_MAX: usize = 10_000;
+
+/// Accounts with recent failures that are remembered (oldest dropped first).
+pub const STRIKES_MAX: usize = 10_000;
+/// A failure older than this no longer counts.
+pub const STRIKE_FORGET: Duration = Duration::from_secs(15 * 60);
+/// Per-account wait before the next check after the first failure; doubles per failure.
+pub const ACCOUNT_DELAY_BASE: Duration = Duration::from_millis(100);
+pub const ACCOUNT_DELAY_MAX: Duration = Duration::from_secs(2);
+/// Longest a login waits for its account's turn (other logins of the same
+/// account ahead of it) before a temporary failure.
+pub const ACCOUNT_WAIT_MAX: Duration = Duration::from_secs(10);
+/// Per-connection delay of the first failure's reply; doubles per failure.
+pub const CONN_DELAY_BASE: Duration = Duration::from_millis(100);
+pub const CONN_DELAY_MAX: Duration = Duration::from_secs(1);
+/// Failures on one connection after which it is closed.
+pub const CONN_MAX_FAILURES: u32 = 10;
+
+/// `base·2^(n-1)`, at most `max` (`n ≥ 1`).
+fn backoff(base: Duration, max: Duration, n: u32) -> Duration {
+    let shift = n.saturating_sub(1).min(20);
+    base.saturating_mul(1 << shift).min(max)
+}
+
+/// Per-connection login state: the sessions keep one and pass it to
+/// [`Auth::login`].
+#[derive(Debug, Default)]
+pub struct LoginConn {
+    failures: Cell<u32>,
+}
+
+impl LoginConn {
+    pub fn new() -> LoginConn {
+        LoginConn::default()
+    }
+    /// Failed logins on this connection so far.
+    pub fn failures(&self) -> u32 {
+        self.failures.get()
+    }
+}
+
+type Slots = RefCell<HashMap<String, Rc<async_lock::Mutex<()>>>>;
+
+/// A login's hold on its account's slot. The map entry goes when the last
+/// holder is dropped — also when a login is abandoned mid-way (client gone).
+struct Slot<'a> {
+    slots: &'a Slots,
+    addr: &'a str,
+    lock: Rc<async_lock::Mutex<()>>,
+}
+
+impl<'a> Slot<'a> {
+    fn take(slots: &'a Slots, addr: &'a str) -> Slot<'a> {
+        let lock = slots
+            .borrow_mut()
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        Slot { slots, addr, lock }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        // The map's reference and ours: nobody else holds or waits for it
+        // (the caller drops its own clone of the lock first).
+        if Rc::strong_count(&self.lock) <= 2 {
+            self.slots.borrow_mut().remove(self.addr);
+        }
+    }
+}
+
+/// Recent failed logins of one account.
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    count: u32,
+    last: Instant,
+}
 
 pub struct Auth {
     cfg: Rc<Config>,
@@ -32,6 +127,11 @@ pub struct Auth {
     cache: RefCell<HashMap<String, [u8; 32]>>,
     cache_key: ring::hmac::Key,
     hasher: super::hasher::Hasher,
+    /// addr -> recent failures (bounded by `STRIKES_MAX`).
+    strikes: RefCell<HashMap<String, Strikes>>,
+    /// addr -> the lock a login of that account holds; present only while
+    /// a login of it runs or waits.
+    slots: Slots,
 }
 
 /// Hash a password as a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`), on the calling thread.
@@ -124,6 +224,57 @@ impl Auth {
             cache_key: ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
                 .expect("system RNG"),
             hasher: super::hasher::Hasher::start(),
+            strikes: RefCell::new(HashMap::new()),
+            slots: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Hash jobs waiting (normal, suspect).
+    pub fn queued_hashes(&self) -> (usize, usize) {
+        self.hasher.queued()
+    }
+
+    /// Recent failures of `addr` (0 once forgotten).
+    fn strikes_of(&self, addr: &str) -> Option<Strikes> {
+        let s = *self.strikes.borrow().get(addr)?;
+        (s.last.elapsed() < STRIKE_FORGET).then_some(s)
+    }
+
+    fn strike(&self, addr: &str) {
+        let now = Instant::now();
+        let mut m = self.strikes.borrow_mut();
+        if m.len() >= STRIKES_MAX && !m.contains_key(addr) {
+            m.retain(|_, s| now.duration_since(s.last) < STRIKE_FORGET);
+            if m.len() >= STRIKES_MAX {
+                let oldest = m.iter().min_by_key(|(_, s)| s.last).map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    m.remove(&k);
+                }
+            }
+        }
+        let e = m.entry(addr.to_string()).or_insert(Strikes {
+            count: 0,
+            last: now,
+        });
+        if now.duration_since(e.last) >= STRIKE_FORGET {
+            e.count = 0;
+        }
+        e.count = e.count.saturating_add(1);
+        e.last = now;
+    }
+
+    /// How long the next check of `addr` must still wait.
+    fn account_wait(&self, addr: &str) -> Option<Duration> {
+        let s = self.strikes_of(addr)?;
+        let due = s.last + backoff(ACCOUNT_DELAY_BASE, ACCOUNT_DELAY_MAX, s.count);
+        due.checked_duration_since(Instant::now())
+    }
+
+    fn priority(&self, conn: &LoginConn, addr: &str) -> Priority {
+        if conn.failures() > 0 || self.strikes_of(addr).is_some() {
+            Priority::Suspect
+        } else {
+            Priority::Normal
         }
     }
 
@@ -154,19 +305,59 @@ impl Auth {
         self.cache.borrow_mut().remove(addr);
     }
 
-    async fn verify_blocking(&self, password: &[u8], hash: String) -> bool {
-        self.hasher.verify(password, &hash).await
-    }
-
-    async fn hash_blocking(&self, password: &[u8]) -> String {
-        self.hasher.hash(password).await
-    }
-
     /// Log in `user` with `password`, creating the account if allowed.
     /// `imap` logins update the last-login day (spec §4.6: SMTP does not).
-    /// Returns the canonical address.
+    /// Returns the canonical address. A failure is answered after the
+    /// connection's delay; `TooManyFailures` means: close the connection.
     pub async fn login(
         &self,
+        conn: &LoginConn,
+        user: &str,
+        password: &[u8],
+        imap: bool,
+    ) -> Result<String, AuthError> {
+        let suspect = conn.failures() > 0 || self.strikes_of(user.trim()).is_some();
+        let r = self.login_once(conn, user, password, imap).await;
+        let penalize = match &r {
+            Err(AuthError::Invalid) => true,
+            // A saturated hasher answers at once; logins of a failing
+            // account or on a failing connection still pay the delay.
+            Err(AuthError::Temporary(_)) => suspect,
+            _ => false,
+        };
+        if !penalize {
+            return r;
+        }
+        let f = conn.failures.get().saturating_add(1);
+        conn.failures.set(f);
+        async_io::Timer::after(backoff(CONN_DELAY_BASE, CONN_DELAY_MAX, f)).await;
+        if f >= CONN_MAX_FAILURES {
+            log::info!("closing a connection after {f} failed logins");
+            return Err(AuthError::TooManyFailures);
+        }
+        r
+    }
+
+    /// A cached verified login of `addr` with `password`, if there is one.
+    fn cached(&self, addr: &str, password: &[u8], imap: bool) -> Result<bool, AuthError> {
+        let tmp = |e: StoreError| AuthError::Temporary(e.to_string());
+        if self.cache.borrow().get(addr) != Some(&self.cache_tag(addr, password)) {
+            return Ok(false);
+        }
+        if let Some(acc) = self.store.get_account(addr).map_err(tmp)? {
+            let today = today();
+            if imap && acc.last_login_day != today {
+                self.store.touch_login(addr, today).map_err(tmp)?;
+            }
+            return Ok(true);
+        }
+        self.invalidate(addr);
+        Ok(false)
+    }
+
+    async fn login_once(
+        &self,
+        conn: &LoginConn,
         user: &str,
         password: &[u8],
         imap: bool,
@@ -175,23 +366,50 @@ impl Auth {
         if addr.is_empty() || addr.len() > 320 || password.is_empty() || password.len() > 1024 {
             return Err(AuthError::Invalid);
         }
-        let tmp = |e: StoreError| AuthError::Temporary(e.to_string());
-        let today = today();
-        // Fast path: cached verified login.
-        if self.cache.borrow().get(&addr) == Some(&self.cache_tag(&addr, password)) {
-            if let Some(acc) = self.store.get_account(&addr).map_err(tmp)? {
-                if imap && acc.last_login_day != today {
-                    self.store.touch_login(&addr, today).map_err(tmp)?;
-                }
-                return Ok(addr);
-            }
-            self.invalidate(&addr);
+        // Fast path: cached verified login, never throttled.
+        if self.cached(&addr, password, imap)? {
+            return Ok(addr);
         }
-        if let Some(acc) = self.store.get_account(&addr).map_err(tmp)? {
-            return self.verify_existing(&addr, password, acc.hash, imap).await;
+        // One login per account at a time.
+        let slot = Slot::take(&self.slots, &addr);
+        let lock = slot.lock.clone();
+        let r = match crate::net::timeout(ACCOUNT_WAIT_MAX, lock.lock()).await {
+            Some(_guard) => self.login_locked(conn, &addr, password, imap).await,
+            None => Err(AuthError::Temporary("account busy".into())),
+        };
+        drop(lock);
+        drop(slot);
+        r
+    }
+
+    async fn login_locked(
+        &self,
+        conn: &LoginConn,
+        addr: &str,
+        password: &[u8],
+        imap: bool,
+    ) -> Result<String, AuthError> {
+        let tmp = |e: StoreError| AuthError::Temporary(e.to_string());
+        let busy = |_: Busy| AuthError::Temporary("too many logins in progress".into());
+        // A login with the same password may have finished while we waited.
+        if self.cached(addr, password, imap)? {
+            return Ok(addr.to_string());
+        }
+        if self.store.get_account(addr).map_err(tmp)?.is_some() {
+            if let Some(w) = self.account_wait(addr) {
+                async_io::Timer::after(w).await;
+            }
+            // Re-read after the wait: the account may be gone or changed.
+            let Some(acc) = self.store.get_account(addr).map_err(tmp)? else {
+                return Err(AuthError::Invalid);
+            };
+            let prio = self.priority(conn, addr);
+            return self
+                .verify_existing(addr, password, acc.hash, imap, prio)
+                .await;
         }
         // Unknown address: may we create it?
-        if let Err(why) = check_new_address(&self.cfg, &addr, password) {
+        if let Err(why) = check_new_address(&self.cfg, addr, password) {
             log::debug!("login refused for a new address: {why}");
             return Err(AuthError::Invalid);
         }
@@ -199,24 +417,23 @@ impl Auth {
             log::info!("registration rejected: {why}");
             return Err(AuthError::CreationRefused(why));
         }
-        let hash = self.hash_blocking(password).await;
-        // Re-check after the await: a concurrent first login may have created it.
-        // Between this check and the insert there is no await, so on this single
-        // thread the create is atomic.
-        match self.store.get_account(&addr).map_err(tmp)? {
-            // A concurrent first login with the same password won the race and
-            // cached it: no second hash needed.
-            Some(_) if self.cache.borrow().get(&addr) == Some(&self.cache_tag(&addr, password)) => {
-                Ok(addr)
+        let prio = self.priority(conn, addr);
+        let hash = self.hasher.hash(password, prio).await.map_err(busy)?;
+        // Logins of one address are serialised by the slot, but check again:
+        // between this check and the insert there is no await, so on this
+        // single thread the create is atomic.
+        match self.store.get_account(addr).map_err(tmp)? {
+            Some(acc) => {
+                self.verify_existing(addr, password, acc.hash, imap, prio)
+                    .await
             }
-            Some(acc) => self.verify_existing(&addr, password, acc.hash, imap).await,
             None => {
                 self.store
-                    .create_account(&addr, &hash, today)
+                    .create_account(addr, &hash, today())
                     .map_err(tmp)?;
                 log::info!("created a new account");
-                self.remember(&addr, password);
-                Ok(addr)
+                self.remember(addr, password);
+                Ok(addr.to_string())
             }
         }
     }
@@ -227,15 +444,28 @@ impl Auth {
         password: &[u8],
         hash: String,
         imap: bool,
+        prio: Priority,
     ) -> Result<String, AuthError> {
         let tmp = |e: StoreError| AuthError::Temporary(e.to_string());
+        let busy = |_: Busy| AuthError::Temporary("too many logins in progress".into());
         let legacy = hash.starts_with("{SHA512-CRYPT}");
-        if !self.verify_blocking(password, hash).await {
+        if !self
+            .hasher
+            .verify(password, &hash, prio)
+            .await
+            .map_err(busy)?
+        {
+            self.strike(addr);
             return Err(AuthError::Invalid);
         }
+        self.strikes.borrow_mut().remove(addr);
         if legacy {
             // Migrated account: upgrade the hash on first successful login.
-            let new_hash = self.hash_blocking(password).await;
+            let new_hash = self
+                .hasher
+                .hash(password, Priority::Normal)
+                .await
+                .map_err(busy)?;
             self.store.set_password_hash(addr, &new_hash).map_err(tmp)?;
         }
         if imap {

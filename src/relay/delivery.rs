@@ -200,6 +200,7 @@ fn make_room(ctx: &Ctx, addr: &str, size: u64) {
     let Ok(used) = ctx.store.quota_used(addr) else {
         return;
     };
+    let size = crate::store::charged(size);
     if used + size <= limit / 4 * 3 {
         return;
     }

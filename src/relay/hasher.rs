@@ -7,7 +7,7 @@
 //! One thread and one reused buffer bound this to 19 MiB while hashing and
 //! ~0 when idle.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use argon2::password_hash::PasswordHash;
@@ -26,9 +26,61 @@ enum Job {
     Verify(Vec<u8>, String, async_channel::Sender<bool>),
 }
 
-#[derive(Clone)]
+impl Job {
+    /// The waiting login is gone (connection closed): skip the work.
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::Hash(_, r) => r.is_closed(),
+            Job::Verify(_, _, r) => r.is_closed(),
+        }
+    }
+}
+
+/// Which queue a job waits in. The thread always takes `Normal` work first;
+/// `Suspect` work (accounts or connections with recent failed logins) only
+/// runs when no normal job waits, so a flood of wrong passwords cannot delay
+/// a first login or an ordinary repeat login by more than the hash already
+/// running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Normal,
+    Suspect,
+}
+
+/// Most jobs waiting in the normal queue; beyond it a login gets a
+/// temporary failure at once (`Busy`). 64 hashes are ~2 s of work on a
+/// desktop, several seconds on a Pi.
+pub const MAX_QUEUED_NORMAL: usize = 64;
+/// Most jobs waiting in the suspect queue.
+pub const MAX_QUEUED_SUSPECT: usize = 16;
+
+/// The queue of that priority is full: answer "try again later".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+#[derive(Default)]
+struct Queues {
+    normal: std::collections::VecDeque<Job>,
+    suspect: std::collections::VecDeque<Job>,
+    stop: bool,
+}
+
+struct Shared {
+    q: Mutex<Queues>,
+    cv: Condvar,
+}
+
 pub struct Hasher {
-    tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Hasher {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.shared.q.lock() {
+            q.stop = true;
+        }
+        self.shared.cv.notify_all();
+    }
 }
 
 fn params() -> Params {
@@ -109,23 +161,43 @@ pub fn verify_with(pw: &[u8], stored: &str, buf: &mut Option<Vec<Block>>) -> boo
     out.len() == expected.len() && out.iter().zip(expected).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
 }
 
+/// Next job to run, normal work first; `None` once the hasher is dropped.
+/// Waiting longer than `IDLE_FREE` frees the Argon2 buffer.
+fn next_job(sh: &Shared, buf: &mut Option<Vec<Block>>) -> Option<Job> {
+    let mut q = sh.q.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if q.stop {
+            return None;
+        }
+        while let Some(j) = q.normal.pop_front().or_else(|| q.suspect.pop_front()) {
+            if !j.abandoned() {
+                return Some(j);
+            }
+        }
+        let (g, t) = sh
+            .cv
+            .wait_timeout(q, IDLE_FREE)
+            .unwrap_or_else(|e| e.into_inner());
+        q = g;
+        if t.timed_out() && q.normal.is_empty() && q.suspect.is_empty() {
+            *buf = None; // give the memory back while idle
+        }
+    }
+}
+
 impl Hasher {
     /// Start the hashing thread.
     pub fn start() -> Hasher {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let shared = Arc::new(Shared {
+            q: Mutex::new(Queues::default()),
+            cv: Condvar::new(),
+        });
+        let sh = shared.clone();
         std::thread::Builder::new()
             .name("hasher".into())
             .spawn(move || {
                 let mut buf: Option<Vec<Block>> = None;
-                loop {
-                    let job = match rx.recv_timeout(IDLE_FREE) {
-                        Ok(j) => j,
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            buf = None; // give the memory back while idle
-                            continue;
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                    };
+                while let Some(job) = next_job(&sh, &mut buf) {
                     match job {
                         Job::Hash(pw, reply) => {
                             let _ = reply.send_blocking(hash_with(&pw, &mut buf));
@@ -137,30 +209,51 @@ impl Hasher {
                 }
             })
             .expect("spawn hasher thread");
-        Hasher { tx }
+        Hasher { shared }
     }
 
-    pub async fn hash(&self, pw: &[u8]) -> String {
-        let (tx, rx) = async_channel::bounded(1);
-        if self.tx.send(Job::Hash(pw.to_vec(), tx)).is_err() {
-            return hash_with(pw, &mut None);
+    /// Jobs waiting (normal, suspect), not counting the one running.
+    pub fn queued(&self) -> (usize, usize) {
+        let q = self.shared.q.lock().unwrap_or_else(|e| e.into_inner());
+        (q.normal.len(), q.suspect.len())
+    }
+
+    fn submit(&self, job: Job, prio: Priority) -> Result<(), Busy> {
+        let mut q = self.shared.q.lock().unwrap_or_else(|e| e.into_inner());
+        let (queue, max) = match prio {
+            Priority::Normal => (&mut q.normal, MAX_QUEUED_NORMAL),
+            Priority::Suspect => (&mut q.suspect, MAX_QUEUED_SUSPECT),
+        };
+        // Abandoned jobs do not count against the cap.
+        if queue.len() >= max {
+            queue.retain(|j| !j.abandoned());
         }
+        if queue.len() >= max {
+            return Err(Busy);
+        }
+        queue.push_back(job);
+        drop(q);
+        self.shared.cv.notify_one();
+        Ok(())
+    }
+
+    /// A new PHC string for `pw`. Dropping the future before it completes
+    /// withdraws the job if it has not started.
+    pub async fn hash(&self, pw: &[u8], prio: Priority) -> Result<String, Busy> {
+        let (tx, rx) = async_channel::bounded(1);
+        self.submit(Job::Hash(pw.to_vec(), tx), prio)?;
         match rx.recv().await {
-            Ok(h) => h,
-            Err(_) => hash_with(pw, &mut None),
+            Ok(h) => Ok(h),
+            // The thread is gone (only at shutdown): hash here.
+            Err(_) => Ok(hash_with(pw, &mut None)),
         }
     }
 
-    pub async fn verify(&self, pw: &[u8], stored: &str) -> bool {
+    /// Check `pw` against a stored hash.
+    pub async fn verify(&self, pw: &[u8], stored: &str, prio: Priority) -> Result<bool, Busy> {
         let (tx, rx) = async_channel::bounded(1);
-        if self
-            .tx
-            .send(Job::Verify(pw.to_vec(), stored.to_string(), tx))
-            .is_err()
-        {
-            return false;
-        }
-        rx.recv().await.unwrap_or(false)
+        self.submit(Job::Verify(pw.to_vec(), stored.to_string(), tx), prio)?;
+        Ok(rx.recv().await.unwrap_or(false))
     }
 }
 
@@ -189,5 +282,35 @@ mod tests {
         assert!(verify_with(b"pw-xyz-123", &other, &mut buf));
         assert!(!verify_with(b"pw-xyz-124", &other, &mut buf));
         assert!(!verify_with(b"x", "garbage", &mut buf));
+    }
+
+    #[test]
+    fn normal_jobs_overtake_suspect_ones_and_queues_are_capped() {
+        let h = Hasher::start();
+        let stored = hash_with(b"right-password", &mut None);
+        let verify = |prio| {
+            let (tx, rx) = async_channel::bounded(1);
+            let r = h.submit(Job::Verify(b"wrong".to_vec(), stored.clone(), tx), prio);
+            (r, rx)
+        };
+        let suspects: Vec<_> = (0..6).map(|_| verify(Priority::Suspect)).collect();
+        let (r, normal) = verify(Priority::Normal);
+        assert_eq!(r, Ok(()));
+        assert_eq!(normal.recv_blocking(), Ok(false));
+        let done = suspects.iter().filter(|(_, rx)| !rx.is_empty()).count();
+        assert!(done <= 1, "{done} suspect jobs ran before the normal one");
+        drop(suspects);
+        // Cap: with the thread busy, the suspect queue takes only so many.
+        let flood: Vec<_> = (0..MAX_QUEUED_SUSPECT + 4)
+            .map(|_| verify(Priority::Suspect))
+            .collect();
+        let busy = flood.iter().filter(|(r, _)| *r == Err(Busy)).count();
+        assert!(busy >= 2, "only {busy} refused");
+        // Abandoned jobs are skipped: a normal job after dropping them is quick.
+        drop(flood);
+        let t = std::time::Instant::now();
+        let (_, rx) = verify(Priority::Normal);
+        assert_eq!(rx.recv_blocking(), Ok(false));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 }

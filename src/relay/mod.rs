@@ -84,6 +84,7 @@ impl Ctx {
             .map_err(|e| format!("cannot create data folder {}: {e}", cfg.data_dir.display()))?;
         let store = Store::open(&cfg.data_dir)
             .map_err(|e| format!("cannot open the store in {}: {e}", cfg.data_dir.display()))?;
+        store.set_max_messages(cfg.max_messages_per_mailbox);
         let tls = crate::tls::load_configs(&cfg).map_err(|e| format!("TLS: {e}"))?;
         let client_tls = crate::tls::client_configs(cfg.tls_extra_ca.as_deref())
             .map_err(|e| format!("TLS: {e}"))?;

@@ -105,7 +105,7 @@ impl Smtp {
             self.reply("535 5.7.8 Authentication credentials invalid");
             return Ok(Next::Continue);
         };
-        match self.ctx.auth.login(&user, &pass, false).await {
+        match self.ctx.auth.login(&self.logins, &user, &pass, false).await {
             Ok(addr) => {
                 self.user = Some(addr);
                 self.ip.release();
@@ -118,6 +118,10 @@ impl Smtp {
             Err(AuthError::CreationRefused(why)) => self.reply(&format!("535 5.7.8 {why}")),
             Err(AuthError::Temporary(_)) => {
                 self.reply("454 4.7.0 Temporary authentication failure")
+            }
+            Err(AuthError::TooManyFailures) => {
+                self.reply("421 4.7.0 Too many failed logins, closing connection");
+                return Ok(Next::Close);
             }
         }
         Ok(Next::Continue)

@@ -35,6 +35,8 @@ pub struct Smtp {
     pub errors: u32,
     /// Counts against the client address until AUTH succeeds.
     pub ip: IpSlot,
+    /// Failed logins on this connection (throttling, `relay::auth`).
+    pub logins: crate::relay::auth::LoginConn,
 }
 
 pub enum Next {
@@ -58,6 +60,7 @@ pub async fn run(ctx: Rc<Ctx>, s: Stream, mode: Mode, ip: IpSlot) {
         rate_ok: false,
         errors: 0,
         ip,
+        logins: crate::relay::auth::LoginConn::new(),
     };
     let greet = format!("220 {} ESMTP chatrelay\r\n", ctx.cfg.hostname());
     if sm.s.send(greet.as_bytes()).await.is_err() {

@@ -115,3 +115,36 @@ impl Bodies {
         Ok(ids)
     }
 }
+
+/// Restrict `dir` and everything under it to the owner: directories 0700,
+/// files (and sockets) 0600 where they allow more. Symlinks are not followed.
+/// Returns how many modes were changed (existing installs made before the
+/// relay created its files 0600/0700).
+pub fn restrict_tree(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut fixed = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let md = fs::symlink_metadata(&p)?;
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            continue;
+        }
+        let mode = md.permissions().mode() & 0o7777;
+        let want = if ft.is_dir() {
+            mode & 0o700 | 0o700
+        } else {
+            mode & 0o600
+        };
+        if mode != want {
+            fs::set_permissions(&p, fs::Permissions::from_mode(want))?;
+            fixed += 1;
+        }
+        if ft.is_dir() {
+            for e in fs::read_dir(&p)? {
+                todo.push(e?.path());
+            }
+        }
+    }
+    Ok(fixed)
+}

@@ -58,6 +58,25 @@ const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 /// body id -> message bytes, for small bodies kept in the index (no file:
 /// one fsync per group commit instead of two per message).
 const INLINE: TableDefinition<u64, &[u8]> = TableDefinition::new("inline");
+/// mailbox id -> number of messages (for `max_messages_per_mailbox`).
+const MBCOUNT: TableDefinition<u64, u64> = TableDefinition::new("mailbox_counts");
+
+/// Bytes every message counts in the quota on top of its size: a round
+/// figure for its index record (UID, flags, keywords), the body-reference
+/// and mailbox-count entries and the B-tree pages around them, or a body
+/// file's inode and block rounding. Without it a mailbox of tiny messages
+/// could grow the index far beyond `max_mailbox_size`.
+pub const MESSAGE_OVERHEAD: u64 = 1024;
+
+/// What a message of `size` bytes costs in the quota.
+pub fn charged(size: u64) -> u64 {
+    size.saturating_add(MESSAGE_OVERHEAD)
+}
+
+/// `COUNTERS` key of the index layout version; 2 = quota includes
+/// `MESSAGE_OVERHEAD` and `MBCOUNT` is kept.
+const LAYOUT_KEY: &str = "layout_version";
+const LAYOUT: u64 = 2;
 /// Bodies up to this size are stored inline.
 pub const INLINE_MAX: usize = 64 * 1024;
 /// push notification id -> PushEntry (see push.rs)
@@ -262,6 +281,8 @@ pub struct Store {
     /// Next body id: kept in memory, started above every id in the index and
     /// on disk, so allocating one costs no index write.
     next_body: std::cell::Cell<u64>,
+    /// Most messages per mailbox for deliveries with a quota limit.
+    max_messages: std::cell::Cell<u64>,
 }
 
 fn now_secs() -> i64 {
@@ -274,8 +295,16 @@ fn now_secs() -> i64 {
 impl Store {
     /// Open (or create) the store in `data_dir`, then sweep orphans: tmp files,
     /// body files no index entry refers to, and index entries whose body is gone.
+    /// Everything the process creates from here on is the owner's alone
+    /// (umask 077: files 0600, directories 0700), and what an older version
+    /// left in `data_dir` with wider modes is narrowed.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
         std::fs::create_dir_all(data_dir)?;
+        let fixed = bodies::restrict_tree(data_dir)?;
+        if fixed > 0 {
+            log::info!("store: narrowed the modes of {fixed} files and folders in the data folder to 0600/0700");
+        }
         let bodies = Bodies::open(data_dir)?;
         let db = Database::create(data_dir.join("index.redb"))?;
         let store = Store {
@@ -283,11 +312,96 @@ impl Store {
             bodies,
             data_dir: data_dir.to_path_buf(),
             next_body: std::cell::Cell::new(1),
+            max_messages: std::cell::Cell::new(u64::MAX),
         };
         store.init_tables()?;
-        let max_id = store.sweep_orphans()?;
+        let (max_id, removed) = store.sweep_orphans()?;
         store.next_body.set(max_id + 1);
+        store.recount_if_needed(removed)?;
         Ok(store)
+    }
+
+    /// Cap of `max_messages_per_mailbox` (checked where a quota limit is).
+    pub fn set_max_messages(&self, n: u64) {
+        self.max_messages.set(n);
+    }
+
+    /// Messages in mailbox `id`.
+    pub fn message_count(&self, id: u64) -> Result<u64> {
+        let tx = self.db.borrow().begin_read()?;
+        Ok(tx
+            .open_table(MBCOUNT)?
+            .get(id)?
+            .map(|v| v.value())
+            .unwrap_or(0))
+    }
+
+    /// Recompute quota (with the per-message overhead) and per-mailbox
+    /// counts from the messages: once when upgrading an older index, and
+    /// after the orphan sweep removed entries.
+    fn recount_if_needed(&self, forced: bool) -> Result<()> {
+        let tx = self.db.borrow().begin_write()?;
+        let version = tx
+            .open_table(COUNTERS)?
+            .get(LAYOUT_KEY)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        if version >= LAYOUT && !forced {
+            return Ok(());
+        }
+        let mut owner: HashMap<u64, String> = HashMap::new();
+        for e in tx.open_table(MAILBOXES)?.iter()? {
+            let (k, v) = e?;
+            let (addr, name) = k.value();
+            if let Some(mb) = Mailbox::decode(name, v.value()) {
+                owner.insert(mb.id, addr.to_string());
+            }
+        }
+        let mut used: HashMap<String, u64> = HashMap::new();
+        let mut counts: HashMap<u64, u64> = HashMap::new();
+        for e in tx.open_table(MESSAGES)?.iter()? {
+            let (k, v) = e?;
+            let (mb, uid) = k.value();
+            let Some(m) = Message::decode(uid, v.value()) else {
+                continue;
+            };
+            *counts.entry(mb).or_insert(0) += 1;
+            if let Some(a) = owner.get(&mb) {
+                *used.entry(a.clone()).or_insert(0) += charged(m.size);
+            }
+        }
+        {
+            let mut q = tx.open_table(QUOTA)?;
+            let addrs: Vec<String> = q
+                .iter()?
+                .filter_map(|e| e.ok().map(|(k, _)| k.value().to_string()))
+                .collect();
+            for a in addrs {
+                q.remove(a.as_str())?;
+            }
+            for (a, u) in &used {
+                q.insert(a.as_str(), *u)?;
+            }
+        }
+        {
+            let mut c = tx.open_table(MBCOUNT)?;
+            let ids: Vec<u64> = c
+                .iter()?
+                .filter_map(|e| e.ok().map(|(k, _)| k.value()))
+                .collect();
+            for id in ids {
+                c.remove(id)?;
+            }
+            for (id, n) in &counts {
+                c.insert(*id, *n)?;
+            }
+        }
+        tx.open_table(COUNTERS)?.insert(LAYOUT_KEY, LAYOUT)?;
+        tx.commit()?;
+        if version < LAYOUT {
+            log::info!("store: quota recounted with the per-message overhead");
+        }
+        Ok(())
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -306,17 +420,19 @@ impl Store {
         tx.open_table(QUEUE)?;
         tx.open_table(INLINE)?;
         tx.open_table(PUSH)?;
+        tx.open_table(MBCOUNT)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Returns the largest body id seen.
-    fn sweep_orphans(&self) -> Result<u64> {
+    /// Returns the largest body id seen and whether index entries were removed.
+    fn sweep_orphans(&self) -> Result<(u64, bool)> {
         let on_disk: HashSet<u64> = self.bodies.scan()?.into_iter().collect();
         let mut max_id = on_disk.iter().copied().max().unwrap_or(0);
         let tx = self.db.borrow().begin_write()?;
         let mut known = HashSet::new();
         let mut missing = HashSet::new();
+        let mut removed = false;
         let inline: HashSet<u64> = {
             let t = tx.open_table(INLINE)?;
             let mut v = HashSet::new();
@@ -358,6 +474,7 @@ impl Store {
                     }
                 }
             }
+            removed = !dead.is_empty();
             let mut t = tx.open_table(MESSAGES)?;
             for k in dead {
                 t.remove(k)?;
@@ -368,7 +485,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(max_id)
+        Ok((max_id, removed))
     }
 
     fn next_counter(tx: &redb::WriteTransaction, name: &str, at_least: u64) -> Result<u64> {
@@ -729,7 +846,12 @@ impl Store {
             // Quota use including earlier items of this batch.
             let mut used: HashMap<String, u64> = HashMap::new();
             for item in items {
-                results.push(Self::index_item_tx(&tx, item, &mut used));
+                results.push(Self::index_item_tx(
+                    &tx,
+                    item,
+                    &mut used,
+                    self.max_messages.get(),
+                ));
             }
             {
                 let mut qt = tx.open_table(QUOTA)?;
@@ -765,11 +887,14 @@ impl Store {
         tx: &redb::WriteTransaction,
         item: &BatchItem,
         used: &mut HashMap<String, u64>,
+        max_messages: u64,
     ) -> Result<Delivered> {
         let mut mbt = tx.open_table(MAILBOXES)?;
         let qt = tx.open_table(QUOTA)?;
+        let mut ct = tx.open_table(MBCOUNT)?;
         let mut boxes = Vec::with_capacity(item.targets.len());
         let mut add: HashMap<&str, u64> = HashMap::new();
+        let mut per_box: HashMap<u64, u64> = HashMap::new();
         for (addr, name) in &item.targets {
             let mb = mbt
                 .get((addr.as_str(), name.as_str()))?
@@ -780,15 +905,26 @@ impl Store {
                 None => qt.get(addr.as_str())?.map(|v| v.value()).unwrap_or(0),
             };
             let a = add.entry(addr.as_str()).or_insert(0);
-            *a += item.size;
+            *a += charged(item.size);
+            let n = per_box.entry(mb.id).or_insert(0);
+            *n += 1;
             if let Some(l) = item.limit {
                 if base + *a > l {
+                    return Err(StoreError::OverQuota);
+                }
+                let have = ct.get(mb.id)?.map(|v| v.value()).unwrap_or(0);
+                if have + *n > max_messages {
                     return Err(StoreError::OverQuota);
                 }
             }
             boxes.push(mb);
         }
         drop(qt);
+        for (id, n) in &per_box {
+            let have = ct.get(*id)?.map(|v| v.value()).unwrap_or(0);
+            ct.insert(*id, have + n)?;
+        }
+        drop(ct);
         for (addr, n) in &add {
             let base = match used.get(*addr) {
                 Some(u) => *u,
@@ -929,6 +1065,7 @@ impl Store {
     ) -> Result<Vec<u64>> {
         let mut freed = Vec::new();
         let mut released = 0u64;
+        let mut gone = 0u64;
         let mut t = tx.open_table(MESSAGES)?;
         let mut b = tx.open_table(BODIES)?;
         for &uid in uids {
@@ -938,7 +1075,8 @@ impl Store {
             else {
                 continue;
             };
-            released += m.size;
+            released += charged(m.size);
+            gone += 1;
             let rc = b.get(m.body_id)?.map(|v| v.value()).unwrap_or(1);
             if rc <= 1 {
                 b.remove(m.body_id)?;
@@ -951,6 +1089,12 @@ impl Store {
         let mut q = tx.open_table(QUOTA)?;
         let used = q.get(addr)?.map(|v| v.value()).unwrap_or(0);
         q.insert(addr, used.saturating_sub(released))?;
+        let mut c = tx.open_table(MBCOUNT)?;
+        let have = c.get(mailbox)?.map(|v| v.value()).unwrap_or(0);
+        match have.saturating_sub(gone) {
+            0 => c.remove(mailbox).map(drop)?,
+            n => c.insert(mailbox, n).map(drop)?,
+        }
         Ok(freed)
     }
 
@@ -1006,9 +1150,18 @@ impl Store {
                     mt.insert((dst.id, new_uid), nm.encode().as_slice())?;
                     let rc = bt.get(m.body_id)?.map(|v| v.value()).unwrap_or(0);
                     bt.insert(m.body_id, rc + 1)?;
-                    added += m.size;
+                    added += charged(m.size);
                     pairs.push((uid, new_uid));
                 }
+            }
+            {
+                let mut ct = tx.open_table(MBCOUNT)?;
+                let have = ct.get(dst.id)?.map(|v| v.value()).unwrap_or(0);
+                let n = pairs.len() as u64;
+                if limit.is_some() && n > 0 && have + n > self.max_messages.get() {
+                    return Err(StoreError::OverQuota);
+                }
+                ct.insert(dst.id, have + n)?;
             }
             mbt.insert((addr, dst_name), dst.encode().as_slice())?;
             let mut q = tx.open_table(QUOTA)?;

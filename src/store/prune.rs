@@ -85,7 +85,7 @@ impl Store {
             if left <= target || m.internal_date >= keep_newer_than {
                 break;
             }
-            left = left.saturating_sub(m.size);
+            left = left.saturating_sub(super::charged(m.size));
             doomed.push(m.uid);
         }
         if doomed.is_empty() {
