@@ -98,6 +98,13 @@ struct Server {
 
 impl Server {
     fn start(n: u8) -> Server {
+        Self::start_injected(n, None)
+    }
+
+    /// Start the server, under strace fault injection when `fsync_delay_us`
+    /// is set: every fsync/fdatasync of the server then takes that long
+    /// (SD-card class storage, issue 10).
+    fn start_injected(n: u8, fsync_delay_us: Option<u64>) -> Server {
         let ip = format!("127.0.0.{n}");
         let dir = std::env::temp_dir().join(format!("chatrelay-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -118,7 +125,19 @@ impl Server {
         let cfg = dir.join("chatmail.ini");
         std::fs::write(&cfg, ini).unwrap();
         let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let child = Command::new(bin())
+        let mut cmd = match fsync_delay_us {
+            None => Command::new(bin()),
+            Some(us) => {
+                let mut c = Command::new("strace");
+                c.args(["-f", "-qq", "--seccomp-bpf", "-o", "/dev/null"])
+                    .args(["-e", "trace=fsync,fdatasync"])
+                    .arg("-e")
+                    .arg(format!("inject=fsync,fdatasync:delay_exit={us}"))
+                    .arg(bin());
+                c
+            }
+        };
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(&cfg)
@@ -598,6 +617,9 @@ fn main() {
         bin_size
     );
 
+    if args_have("--loop") {
+        return loop_latency(&o);
+    }
     let mut srv = Server::start(o.ip_n);
     println!(
         "server: pid {} on {} data dir {}",
@@ -967,5 +989,100 @@ fn main() {
     assert!(srv.alive(), "server died: {}", srv.stderr());
     if srv.stderr().contains("panicked") {
         println!("server stderr mentions a panic:\n{}", srv.stderr());
+    }
+}
+
+fn args_have(flag: &str) -> bool {
+    std::env::args().any(|a| a == flag)
+}
+
+/// `--loop`: the event loop's latency while deliveries run. An idle,
+/// logged-in IMAP session sends NOOP back to back while 10 submission
+/// clients deliver; printed: NOOP round trip p50/p99/max and durable
+/// msgs/s — once plain and once with every fsync delayed by 20 ms
+/// (strace fault injection).
+fn loop_latency(o: &Opts) {
+    const CLIENTS: usize = 10;
+    const PER_CLIENT: usize = 100;
+    println!("[7] NOOP round trip of an idle session while {CLIENTS} clients deliver {PER_CLIENT} messages each");
+    for delay in [None, Some(20_000u64)] {
+        let srv = Server::start_injected(o.ip_n, delay);
+        let label = match delay {
+            None => "no fsync delay".to_string(),
+            Some(us) => format!("fsync delayed {} ms", us / 1000),
+        };
+        let rcpt = "r00000001";
+        let mut noop = imap_login(&srv, rcpt).expect("prober login");
+        noop.imap_ok("SELECT INBOX").expect("select");
+        let mut smtps: Vec<Conn> = (0..CLIENTS)
+            .map(|i| smtp_login(&srv, &format!("s{i:08}")).expect("smtp login"))
+            .collect();
+        let done = AtomicUsize::new(0);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (rtts, elapsed, sent) = std::thread::scope(|s| {
+            let t0 = Instant::now();
+            let mut hs = Vec::new();
+            for (ci, mut c) in smtps.drain(..).enumerate() {
+                let srv = &srv;
+                let done = &done;
+                hs.push(s.spawn(move || {
+                    let from = srv.email(&format!("s{ci:08}"));
+                    let body = message(&from, &srv.email(rcpt));
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    for _ in 0..PER_CLIENT {
+                        if Instant::now() > deadline {
+                            break;
+                        }
+                        if smtp_send_begin(&mut c, &from, &srv.email(rcpt), &body)
+                            .and_then(|_| c.smtp_expect(250))
+                            .is_err()
+                        {
+                            break;
+                        }
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                }));
+            }
+            let stop_ref = &stop;
+            let prober = s.spawn(move || {
+                let mut v = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(150);
+                while !stop_ref.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    let t = Instant::now();
+                    if noop.imap_ok("NOOP").is_err() {
+                        break;
+                    }
+                    v.push(t.elapsed());
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                v
+            });
+            for h in hs {
+                let _ = h.join();
+            }
+            let elapsed = t0.elapsed();
+            stop.store(true, Ordering::SeqCst);
+            (prober.join().unwrap(), elapsed, done.load(Ordering::SeqCst))
+        });
+        let mut v = rtts;
+        v.sort();
+        let max = v.last().copied().unwrap_or_default();
+        println!(
+            "    {label:>22}: NOOP p50 {} p99 {} max {} ({} round trips); {sent} msgs durable in {:.2} s = {:.0} msgs/s",
+            ms(pct(&v, 50)),
+            ms(pct(&v, 99)),
+            ms(max),
+            v.len(),
+            elapsed.as_secs_f64(),
+            sent as f64 / elapsed.as_secs_f64()
+        );
+        if delay.is_some() {
+            println!(
+                "    target with the delay: p99 <= 5 ms {}, max <= 20 ms {}",
+                verdict(pct(&v, 99) <= Duration::from_millis(5)),
+                verdict(max <= Duration::from_millis(20))
+            );
+        }
+        drop(srv);
     }
 }

@@ -396,14 +396,14 @@ impl Session {
     }
 
     /// APPEND (RFC 3501 §6.3.11, UIDPLUS RFC 4315 §3): durable before OK.
-    pub(super) fn append(
+    pub(super) async fn append(
         &mut self,
         tag: &str,
         user: &str,
         name: &str,
         flags: &[Flag],
         date: Option<i64>,
-        msg: &[u8],
+        msg: Vec<u8>,
     ) {
         if msg.is_empty() {
             return self.no(tag, "Empty message");
@@ -419,13 +419,15 @@ impl Session {
         let (bits, keywords) = flag_bits(flags);
         let f = Flags { bits, keywords };
         let when = date.unwrap_or_else(crate::clock::now_secs);
-        match self.ctx.store.deliver(
-            msg,
-            &[(user, &mb.name)],
-            &f,
-            when,
-            Some(self.ctx.cfg.max_mailbox_size),
-        ) {
+        // Body write, fsyncs and the index commit run on the store thread.
+        let (owner, mbname) = (user.to_string(), mb.name.clone());
+        let limit = Some(self.ctx.cfg.max_mailbox_size);
+        let done = self
+            .ctx
+            .writer
+            .run(move |s| s.deliver(&msg, &[(&owner, &mbname)], &f, when, limit))
+            .await;
+        match done {
             Ok(v) => {
                 let (_, mb, uid) = &v[0];
                 self.ctx.hub.notify(mb.id, None);

@@ -513,7 +513,10 @@ impl Session {
                 flags,
                 date,
                 message,
-            } => self.append(tag, user, &mailbox.0, &flags, date, &message),
+            } => {
+                self.append(tag, user, &mailbox.0, &flags, date, message)
+                    .await
+            }
             C::GetQuotaRoot(m) => self.getquotaroot(tag, user, &m.0),
             C::GetQuota(root) => self.getquota(tag, user, &root),
             C::GetMetadata {

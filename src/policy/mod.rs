@@ -333,7 +333,7 @@ Content-Type: multipart/report; boundary=b\r\n\r\n--b\r\nContent-Type: text/plai
         assert_eq!(err.code, 500);
         // Just under the limit still parses (on a default 2 MiB test-thread stack).
         let mut msg = b"From: alice@example.org\r\n".to_vec();
-        for _ in 0..MAX_DELIMITER_LINES {
+        for _ in 0..crate::mail::MAX_BOUNDARY_PARAMS {
             msg.extend_from_slice(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n");
         }
         let err = check_incoming(&msg, "alice@example.org", &[]).unwrap_err();

@@ -122,7 +122,7 @@ struct Strikes {
 
 pub struct Auth {
     cfg: Rc<Config>,
-    store: Rc<Store>,
+    store: std::sync::Arc<Store>,
     /// addr -> HMAC(key, password) of the last successful login.
     cache: RefCell<HashMap<String, [u8; 32]>>,
     cache_key: ring::hmac::Key,
@@ -215,7 +215,7 @@ fn check_resources(cfg: &Config) -> Result<(), String> {
 }
 
 impl Auth {
-    pub fn new(cfg: Rc<Config>, store: Rc<Store>) -> Auth {
+    pub fn new(cfg: Rc<Config>, store: std::sync::Arc<Store>) -> Auth {
         let rng = ring::rand::SystemRandom::new();
         Auth {
             cfg,

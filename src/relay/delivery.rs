@@ -43,7 +43,9 @@ pub async fn run_committer(ctx: std::rc::Rc<Ctx>) {
             continue;
         }
         let (items, replies): (Vec<BatchItem>, Vec<Reply>) = batch.into_iter().unzip();
-        let results = ctx.store.index_batch(&items);
+        // The commit (and its fsync) runs on the store thread; deliveries
+        // arriving meanwhile gather into the next batch.
+        let results = ctx.writer.run(move |s| s.index_batch(&items)).await;
         for (r, tx) in results.into_iter().zip(replies) {
             let _ = tx.try_send(r);
         }

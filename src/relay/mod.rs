@@ -38,7 +38,9 @@ pub const MAX_RECIPIENTS: usize = 1000;
 /// Everything a session needs, shared by `Rc` on the one thread.
 pub struct Ctx {
     pub cfg: Rc<Config>,
-    pub store: Rc<Store>,
+    pub store: std::sync::Arc<Store>,
+    /// The store thread: durable index commits run there, never on the loop.
+    pub writer: crate::store::writer::Writer,
     pub auth: Auth,
     pub hub: Rc<Hub>,
     pub tls: TlsConfigs,
@@ -111,11 +113,14 @@ impl Ctx {
             cfg.max_user_send_burst_size,
         ));
         let cfg = Rc::new(cfg);
-        let store = Rc::new(store);
+        let store = std::sync::Arc::new(store);
+        let writer = crate::store::writer::Writer::spawn(store.clone())
+            .map_err(|e| format!("cannot start the store thread: {e}"))?;
         let ctx = Ctx {
             auth: Auth::new(cfg.clone(), store.clone()),
             cfg,
             store,
+            writer,
             hub: Rc::new(Hub::default()),
             tls,
             outq,

@@ -12,6 +12,7 @@ pub mod devicetoken;
 mod prune;
 mod push;
 mod queue;
+pub mod writer;
 
 pub use bodies::write_durable;
 pub use push::PushEntry;
@@ -273,16 +274,18 @@ pub fn default_special_use(name: &str) -> Option<&'static str> {
 }
 
 pub struct Store {
-    /// In a RefCell only so that `compact` can get `&mut`; transactions never
-    /// outlive a call, so the borrow is always free between calls.
-    db: std::cell::RefCell<Database>,
+    /// In a lock only so that `compact` can get `&mut`; transactions never
+    /// outlive a call (redb's transactions own what they need), so the read
+    /// side is held for an instant. The store is shared with the store
+    /// thread (`writer`), which does the durable commits.
+    db: std::sync::RwLock<Database>,
     bodies: Bodies,
     data_dir: PathBuf,
     /// Next body id: kept in memory, started above every id in the index and
     /// on disk, so allocating one costs no index write.
-    next_body: std::cell::Cell<u64>,
+    next_body: std::sync::atomic::AtomicU64,
     /// Most messages per mailbox for deliveries with a quota limit.
-    max_messages: std::cell::Cell<u64>,
+    max_messages: std::sync::atomic::AtomicU64,
 }
 
 fn now_secs() -> i64 {
@@ -293,6 +296,11 @@ fn now_secs() -> i64 {
 }
 
 impl Store {
+    /// The database, for one transaction's start.
+    fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Open (or create) the store in `data_dir`, then sweep orphans: tmp files,
     /// body files no index entry refers to, and index entries whose body is gone.
     /// Everything the process creates from here on is the owner's alone
@@ -308,27 +316,30 @@ impl Store {
         let bodies = Bodies::open(data_dir)?;
         let db = Database::create(data_dir.join("index.redb"))?;
         let store = Store {
-            db: std::cell::RefCell::new(db),
+            db: std::sync::RwLock::new(db),
             bodies,
             data_dir: data_dir.to_path_buf(),
-            next_body: std::cell::Cell::new(1),
-            max_messages: std::cell::Cell::new(u64::MAX),
+            next_body: std::sync::atomic::AtomicU64::new(1),
+            max_messages: std::sync::atomic::AtomicU64::new(u64::MAX),
         };
         store.init_tables()?;
         let (max_id, removed) = store.sweep_orphans()?;
-        store.next_body.set(max_id + 1);
+        store
+            .next_body
+            .store(max_id + 1, std::sync::atomic::Ordering::Relaxed);
         store.recount_if_needed(removed)?;
         Ok(store)
     }
 
     /// Cap of `max_messages_per_mailbox` (checked where a quota limit is).
     pub fn set_max_messages(&self, n: u64) {
-        self.max_messages.set(n);
+        self.max_messages
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Messages in mailbox `id`.
     pub fn message_count(&self, id: u64) -> Result<u64> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         Ok(tx
             .open_table(MBCOUNT)?
             .get(id)?
@@ -340,7 +351,7 @@ impl Store {
     /// counts from the messages: once when upgrading an older index, and
     /// after the orphan sweep removed entries.
     fn recount_if_needed(&self, forced: bool) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         let version = tx
             .open_table(COUNTERS)?
             .get(LAYOUT_KEY)?
@@ -409,7 +420,7 @@ impl Store {
     }
 
     fn init_tables(&self) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         tx.open_table(ACCOUNTS)?;
         tx.open_table(MAILBOXES)?;
         tx.open_table(MESSAGES)?;
@@ -429,7 +440,7 @@ impl Store {
     fn sweep_orphans(&self) -> Result<(u64, bool)> {
         let on_disk: HashSet<u64> = self.bodies.scan()?.into_iter().collect();
         let mut max_id = on_disk.iter().copied().max().unwrap_or(0);
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         let mut known = HashSet::new();
         let mut missing = HashSet::new();
         let mut removed = false;
@@ -499,14 +510,14 @@ impl Store {
     // ------------------------------------------------------------------ accounts
 
     pub fn get_account(&self, addr: &str) -> Result<Option<Account>> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         let t = tx.open_table(ACCOUNTS)?;
         Ok(t.get(addr)?.and_then(|v| Account::decode(addr, v.value())))
     }
 
     /// Create an account with its INBOX. `Exists` if it is already there.
     pub fn create_account(&self, addr: &str, hash: &str, today: u32) -> Result<Account> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         let acc = Account {
             addr: addr.to_string(),
             hash: hash.to_string(),
@@ -540,7 +551,7 @@ impl Store {
     }
 
     fn update_account(&self, addr: &str, f: impl FnOnce(&mut Account)) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         {
             let mut t = tx.open_table(ACCOUNTS)?;
             let mut a = match t.get(addr)?.and_then(|v| Account::decode(addr, v.value())) {
@@ -555,7 +566,7 @@ impl Store {
     }
 
     pub fn account_count(&self) -> Result<u64> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         Ok(tx.open_table(ACCOUNTS)?.len()?)
     }
 
@@ -591,21 +602,21 @@ impl Store {
         name: &str,
         special_use: Option<String>,
     ) -> Result<Mailbox> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         let mb = Self::create_mailbox_tx(&tx, addr, name, special_use)?;
         tx.commit()?;
         Ok(mb)
     }
 
     pub fn get_mailbox(&self, addr: &str, name: &str) -> Result<Option<Mailbox>> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         let t = tx.open_table(MAILBOXES)?;
         Ok(t.get((addr, name))?
             .and_then(|v| Mailbox::decode(name, v.value())))
     }
 
     pub fn list_mailboxes(&self, addr: &str) -> Result<Vec<Mailbox>> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         let t = tx.open_table(MAILBOXES)?;
         let mut out = Vec::new();
         for e in t.range((addr, "")..)? {
@@ -622,7 +633,7 @@ impl Store {
     }
 
     pub fn set_subscribed(&self, addr: &str, name: &str, on: bool) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         {
             let mut t = tx.open_table(MAILBOXES)?;
             let mut mb = t
@@ -638,7 +649,7 @@ impl Store {
 
     /// Delete a mailbox and its messages. Returns the ids of bodies freed.
     pub fn delete_mailbox(&self, addr: &str, name: &str) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         let mb = {
             let mut t = tx.open_table(MAILBOXES)?;
             let mb = t
@@ -663,7 +674,7 @@ impl Store {
     /// RENAME (RFC 3501 §6.3.5): renaming INBOX moves its messages to the new
     /// mailbox and leaves INBOX empty; children `old/...` follow.
     pub fn rename_mailbox(&self, addr: &str, from: &str, to: &str) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         {
             let mut t = tx.open_table(MAILBOXES)?;
             if t.get((addr, to))?.is_some() {
@@ -722,7 +733,7 @@ impl Store {
 
     /// All messages of a mailbox in UID order.
     pub fn messages(&self, mailbox: u64) -> Result<Vec<Message>> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         Self::collect_messages(&tx.open_table(MESSAGES)?, mailbox)
     }
 
@@ -733,13 +744,14 @@ impl Store {
     /// Allocate a body id and return the tmp path to write it at (for streaming
     /// writers). Call `commit_body` after the file is written and fsynced.
     pub fn new_body(&self) -> Result<(u64, PathBuf)> {
-        let id = self.next_body.get();
-        self.next_body.set(id + 1);
+        let id = self
+            .next_body
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok((id, self.bodies.tmp_path(id)))
     }
 
     pub fn quota_used(&self, addr: &str) -> Result<u64> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         Ok(tx
             .open_table(QUOTA)?
             .get(addr)?
@@ -842,7 +854,7 @@ impl Store {
     pub fn index_batch(&self, items: &[BatchItem]) -> Vec<Result<Delivered>> {
         let mut results: Vec<Result<Delivered>> = Vec::with_capacity(items.len());
         let outcome = (|| -> Result<()> {
-            let tx = self.db.borrow().begin_write()?;
+            let tx = self.db().begin_write()?;
             // Quota use including earlier items of this batch.
             let mut used: HashMap<String, u64> = HashMap::new();
             for item in items {
@@ -850,7 +862,7 @@ impl Store {
                     &tx,
                     item,
                     &mut used,
-                    self.max_messages.get(),
+                    self.max_messages.load(std::sync::atomic::Ordering::Relaxed),
                 ));
             }
             {
@@ -984,7 +996,7 @@ impl Store {
 
     /// An inline body, if this one is stored in the index.
     pub fn inline_body(&self, id: u64) -> Option<Vec<u8>> {
-        let tx = self.db.borrow().begin_read().ok()?;
+        let tx = self.db().begin_read().ok()?;
         let t = tx.open_table(INLINE).ok()?;
         let v = t.get(id).ok()??.value().to_vec();
         Some(v)
@@ -1015,7 +1027,7 @@ impl Store {
         bits: u8,
         keywords: &[String],
     ) -> Result<Vec<(u32, Flags)>> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         let mut changed = Vec::new();
         {
             let mut t = tx.open_table(MESSAGES)?;
@@ -1101,7 +1113,7 @@ impl Store {
     /// Remove messages; body files whose last reference is gone are unlinked
     /// after the commit. Returns the UIDs that were removed.
     pub fn expunge(&self, addr: &str, mailbox: u64, uids: &[u32]) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         let freed = Self::expunge_tx(&tx, addr, mailbox, uids)?;
         tx.commit()?;
         for id in freed {
@@ -1121,7 +1133,7 @@ impl Store {
         limit: Option<u64>,
         remove_source: bool,
     ) -> Result<(u32, Vec<(u32, u32)>)> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         let mut pairs = Vec::new();
         let uidvalidity;
         let mut freed = Vec::new();
@@ -1158,7 +1170,10 @@ impl Store {
                 let mut ct = tx.open_table(MBCOUNT)?;
                 let have = ct.get(dst.id)?.map(|v| v.value()).unwrap_or(0);
                 let n = pairs.len() as u64;
-                if limit.is_some() && n > 0 && have + n > self.max_messages.get() {
+                if limit.is_some()
+                    && n > 0
+                    && have + n > self.max_messages.load(std::sync::atomic::Ordering::Relaxed)
+                {
                     return Err(StoreError::OverQuota);
                 }
                 ct.insert(dst.id, have + n)?;
@@ -1189,13 +1204,13 @@ impl Store {
     // ------------------------------------------------------------------ metadata
 
     pub fn get_meta(&self, addr: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         let t = tx.open_table(METADATA)?;
         Ok(t.get((addr, key))?.map(|v| v.value().to_vec()))
     }
 
     pub fn set_meta(&self, addr: &str, key: &str, value: Option<&[u8]>) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         {
             let mut t = tx.open_table(METADATA)?;
             match value {

@@ -6,7 +6,7 @@ use redb::ReadableTable;
 
 impl Store {
     pub fn list_accounts(&self) -> Result<Vec<Account>> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         let t = tx.open_table(ACCOUNTS)?;
         let mut out = Vec::new();
         for e in t.iter()? {
@@ -23,7 +23,7 @@ impl Store {
     /// so sessions that have them selected can be told.
     pub fn delete_account(&self, addr: &str) -> Result<Vec<Mailbox>> {
         let boxes = self.list_mailboxes(addr)?;
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         let mut freed = Vec::new();
         for mb in &boxes {
             let uids: Vec<u32> = Self::messages_tx(&tx, mb.id)?
@@ -100,7 +100,7 @@ impl Store {
     pub fn compact(&self) -> Result<bool> {
         let mut db = self
             .db
-            .try_borrow_mut()
+            .try_write()
             .map_err(|_| StoreError::Invalid("index busy"))?;
         db.compact().map_err(|e| StoreError::Db(e.to_string()))
     }

@@ -45,7 +45,7 @@ impl Store {
         if tokens.is_empty() {
             return Ok(());
         }
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         for t in tokens {
             let id = Self::next_counter(&tx, "push", 1)?;
             let e = PushEntry {
@@ -63,7 +63,7 @@ impl Store {
     }
 
     pub fn push_all(&self) -> Result<Vec<PushEntry>> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         let t = tx.open_table(PUSH)?;
         let mut out = Vec::new();
         for e in t.iter()? {
@@ -77,7 +77,7 @@ impl Store {
 
     /// Save (`Some`) or remove (`None`) an entry.
     pub fn push_update(&self, id: u64, e: Option<&PushEntry>) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         {
             let mut t = tx.open_table(PUSH)?;
             match e {

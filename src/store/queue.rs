@@ -92,7 +92,7 @@ impl Store {
 
     /// Every queued entry (startup, status).
     pub fn queue_all(&self) -> Result<Vec<QueueEntry>> {
-        let tx = self.db.borrow().begin_read()?;
+        let tx = self.db().begin_read()?;
         let t = tx.open_table(QUEUE)?;
         let mut out = Vec::new();
         for e in t.iter()? {
@@ -106,7 +106,7 @@ impl Store {
 
     /// Save a changed entry (attempts, next try, remaining recipients).
     pub fn queue_update(&self, e: &QueueEntry) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         {
             let mut t = tx.open_table(QUEUE)?;
             if t.get(e.id)?.is_none() {
@@ -120,7 +120,7 @@ impl Store {
 
     /// Remove an entry (delivered or bounced) and release its body reference.
     pub fn queue_done(&self, id: u64) -> Result<()> {
-        let tx = self.db.borrow().begin_write()?;
+        let tx = self.db().begin_write()?;
         let mut freed = None;
         {
             let mut t = tx.open_table(QUEUE)?;
