@@ -624,6 +624,25 @@ def check_ssh_keys_only(vm: VM, key: Path) -> None:
     assert p.returncode != 0, "password/keyboard-interactive login succeeded"
 
 
+def check_stalled_loop_restarts(vm: VM, key: Path) -> float:
+    """Freeze the relay (a stuck event loop: the process lives, the heartbeat
+    stops): chatrelay-liveness must kill it and init must start a new one."""
+    p = ssh(key, "cat /run/chatrelay/pid && cat /run/chatrelay/heartbeat")
+    old = p.stdout.decode().split()
+    assert len(old) == 2 and old[1].isdigit(), f"no pid/heartbeat: {p.stdout!r} {p.stderr!r}"
+    p = ssh(key, f"kill -STOP {old[0]} && echo STOPPED")
+    assert b"STOPPED" in p.stdout, p.stderr
+    t0 = time.monotonic()
+    deadline = t0 + 150
+    while time.monotonic() < deadline:
+        time.sleep(3)
+        p = ssh(key, "cat /run/chatrelay/pid; cat /run/chatrelay/heartbeat; date +%s", timeout=30)
+        v = p.stdout.decode().split()
+        if len(v) == 3 and v[0] != old[0] and abs(int(v[2]) - int(v[1])) <= 5:
+            return time.monotonic() - t0
+    raise AssertionError("the stalled relay was not restarted with a fresh heartbeat")
+
+
 def check_watchdog_fires(vm: VM, key: Path) -> float:
     """Freeze the watchdog daemon (as a hung system would): the i6300esb must reset the VM."""
     p = ssh(key, "kill -STOP $(pidof watchdog) && echo STOPPED")
@@ -719,6 +738,7 @@ def main() -> int:
         mcopy_in(disk, "wifi.txt", b"ssid=Test Net\r\npsk=correct horse battery\r\ncountry=DE\r\n")
         key = ssh_key()
         mcopy_in(disk, "authorized_keys", (RUN / "ssh" / "id_ed25519.pub").read_bytes())
+        mcopy_in(disk, "chatrelay-liveness.conf", b"STALL=20\nRECOVER=60\n")
         vm = VM("virt-boot3", disk, fwd={P_IMAPS: 1993, P_SMTPS: 465, P_HTTPS: 443, P_SSH: 22}).start()
         vms.append(vm)
         check("virt: chatmail.ini on the boot partition honoured (IMAPS moved to 1993)", vm.wait_imaps, P_IMAPS, 180)
@@ -728,6 +748,10 @@ def main() -> int:
         if accts:
             check("virt: accounts and messages intact after the graceful reboot",
                   lambda: (check_accounts_persist(accts), check_nothing_lost(accts[1])))
+        st = check("virt: a stalled event loop (relay stopped, heartbeat stale) restarts the relay",
+                   check_stalled_loop_restarts, vm, key)
+        if st:
+            figures["relay restarted after its loop stalled (STALL=20)"] = f"{st:.0f} s"
         wd = check("virt: hardware watchdog resets a hung system (watchdog daemon stopped)",
                    check_watchdog_fires, vm, key)
         if wd:

@@ -9,7 +9,8 @@ use std::rc::Rc;
 use chatrelay::config::Config;
 
 const USAGE: &str = "usage:
-  chatrelay serve  [--config chatmail.ini] [--data-dir DIR]   run the relay
+  chatrelay serve  [--config chatmail.ini] [--data-dir DIR] [--heartbeat-file PATH]
+                   run the relay (the event loop touches PATH every second)
   chatrelay invite [--config chatmail.ini] [--data-dir DIR]   print an invitation link and QR code
   chatrelay dns    [--config chatmail.ini] [--data-dir DIR]   print the DNS records to publish (zone file lines)
   chatrelay prune  [--config chatmail.ini] [--data-dir DIR] [--dry-run] [--days N]
@@ -24,6 +25,7 @@ struct Args {
     cmd: String,
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
+    heartbeat_file: Option<PathBuf>,
     dry_run: bool,
     days: i64,
 }
@@ -35,6 +37,7 @@ fn parse_args() -> Result<Args, String> {
         cmd,
         config: None,
         data_dir: None,
+        heartbeat_file: None,
         dry_run: false,
         days: 0,
     };
@@ -42,6 +45,9 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--config" | "-c" => a.config = Some(it.next().ok_or("--config needs a path")?.into()),
             "--data-dir" => a.data_dir = Some(it.next().ok_or("--data-dir needs a path")?.into()),
+            "--heartbeat-file" => {
+                a.heartbeat_file = Some(it.next().ok_or("--heartbeat-file needs a path")?.into())
+            }
             "--dry-run" => a.dry_run = true,
             "--days" => {
                 a.days = it
@@ -119,6 +125,9 @@ fn load_config(a: &Args) -> Result<Config, String> {
     };
     if let Some(d) = &a.data_dir {
         cfg.data_dir = d.clone();
+    }
+    if let Some(h) = &a.heartbeat_file {
+        cfg.heartbeat_file = Some(h.clone());
     }
     for k in &cfg.unused_keys {
         log::warn!("config: unknown key {k:?} ignored");

@@ -231,6 +231,9 @@ pub async fn run(
             "control socket unavailable ({e}); 'chatrelay prune' will need the relay stopped"
         ),
     }
+    if let Some(p) = cfg.heartbeat_file.clone() {
+        ex.spawn(crate::relay::heartbeat::run(p)).detach();
+    }
     eprintln!("chatrelay ready: {} ", cfg.mail_domain);
     future::pending::<()>().await;
     Ok(())

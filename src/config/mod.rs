@@ -70,6 +70,8 @@ pub struct Config {
     pub imap_idle_timeout: u64,
     /// Seconds an SMTP session may wait for the next command (RFC 5321 §4.5.3.2.7).
     pub smtp_command_timeout: u64,
+    /// File the event loop touches every second (liveness; `None`: off).
+    pub heartbeat_file: Option<PathBuf>,
     /// Seconds a message may wait in the outbound queue before it bounces.
     pub max_queue_lifetime: u64,
     /// First retry delay in seconds (then ×5, ×15, ×30, ×60).
@@ -344,6 +346,11 @@ impl Config {
             nocreate_file: p.string("nocreate_file", "/etc/chatmail-nocreate").into(),
             imap_idle_timeout: p.num("imap_idle_timeout", 1800)?,
             smtp_command_timeout: p.num("smtp_command_timeout", 300)?,
+            heartbeat_file: p
+                .raw("heartbeat_file")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             max_queue_lifetime: parse_duration(
                 "max_queue_lifetime",
                 &p.string("max_queue_lifetime", "2d"),

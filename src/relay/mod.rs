@@ -19,6 +19,7 @@ use crate::tls::TlsConfigs;
 pub mod auth;
 pub mod delivery;
 pub mod hasher;
+pub mod heartbeat;
 pub mod inbound;
 pub mod invite;
 pub mod limits;
