@@ -627,7 +627,7 @@ def check_ssh_keys_only(vm: VM, key: Path) -> None:
 def check_stalled_loop_restarts(vm: VM, key: Path) -> float:
     """Freeze the relay (a stuck event loop: the process lives, the heartbeat
     stops): chatrelay-liveness must kill it and init must start a new one."""
-    p = ssh(key, "cat /run/chatrelay/pid && cat /run/chatrelay/heartbeat")
+    p = ssh(key, "cat /run/chatrelay/pid; echo; cat /run/chatrelay/heartbeat")
     old = p.stdout.decode().split()
     assert len(old) == 2 and old[1].isdigit(), f"no pid/heartbeat: {p.stdout!r} {p.stderr!r}"
     p = ssh(key, f"kill -STOP {old[0]} && echo STOPPED")
@@ -636,7 +636,7 @@ def check_stalled_loop_restarts(vm: VM, key: Path) -> float:
     deadline = t0 + 150
     while time.monotonic() < deadline:
         time.sleep(3)
-        p = ssh(key, "cat /run/chatrelay/pid; cat /run/chatrelay/heartbeat; date +%s", timeout=30)
+        p = ssh(key, "cat /run/chatrelay/pid; echo; cat /run/chatrelay/heartbeat; echo; date +%s", timeout=30)
         v = p.stdout.decode().split()
         if len(v) == 3 and v[0] != old[0] and abs(int(v[2]) - int(v[1])) <= 5:
             return time.monotonic() - t0

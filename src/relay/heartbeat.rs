@@ -18,7 +18,7 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 pub async fn run(path: PathBuf) {
     let tmp = path.with_extension("tmp");
     loop {
-        let now = crate::clock::now_secs().to_string();
+        let now = format!("{}\n", crate::clock::now_secs());
         if std::fs::write(&tmp, &now)
             .and_then(|_| std::fs::rename(&tmp, &path))
             .is_err()
