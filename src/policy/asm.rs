@@ -3,18 +3,18 @@
 //! The ASM carries a passphrase-encrypted key backup inside a cleartext
 //! `multipart/mixed`; it is allowed only when a user sends it to themself.
 
-use mailparse::{MailHeaderMap, ParsedMail};
+use super::structure::Entity;
 
 /// True if there is exactly one recipient, equal (case-insensitively) to
-/// `mail_from`, the `Subject` is `Autocrypt Setup Message` and the top-level
-/// type is `multipart/mixed`. The caller has already checked that `mail_from`
-/// equals the `From` header.
-pub fn is_autocrypt_setup(parsed: &ParsedMail, mail_from: &str, rcpts: &[String]) -> bool {
+/// `mail_from`, there is one `Subject`, `Autocrypt Setup Message`, and the
+/// top-level type is `multipart/mixed`. The caller has already checked that
+/// `mail_from` equals the `From` header.
+pub fn is_autocrypt_setup(msg: &Entity, mail_from: &str, rcpts: &[String]) -> bool {
     let [rcpt] = rcpts else {
         return false;
     };
     rcpt.eq_ignore_ascii_case(mail_from)
         && !mail_from.is_empty()
-        && parsed.headers.get_first_value("Subject").as_deref() == Some("Autocrypt Setup Message")
-        && parsed.ctype.mimetype == "multipart/mixed"
+        && msg.single("Subject") == Some(&b"Autocrypt Setup Message"[..])
+        && msg.mime_type == "multipart/mixed"
 }
