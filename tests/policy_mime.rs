@@ -373,9 +373,14 @@ fn python_email_agrees_on_everything_accepted() {
         .collect();
     names.sort();
     files.extend(names);
+    // POLICY_TRICKS_OUT=<dir> also writes the trick messages there (fuzz seeds).
+    let dump = std::env::var_os("POLICY_TRICKS_OUT").map(PathBuf::from);
     for (name, raw, _) in tricks() {
-        let p = dir.join(format!("{name}.eml"));
-        std::fs::write(&p, raw).unwrap();
+        let p = dir.join(format!("trick-{name}.eml"));
+        std::fs::write(&p, &raw).unwrap();
+        if let Some(d) = &dump {
+            std::fs::write(d.join(format!("trick-{name}.eml")), &raw).unwrap();
+        }
         files.push(p);
     }
     let py = python_trees(&files);
