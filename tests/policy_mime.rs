@@ -32,7 +32,9 @@ const HTML: &str = "Content-Type: text/html\r\n\r\n<b>cleartext for the MUA</b>\
 fn nested(depth: usize) -> String {
     let mut m = String::from("From: alice@example.org\r\nTo: bob@example.org\r\n");
     for i in 0..depth {
-        m.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"));
+        m.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
     }
     m.push_str("Content-Type: text/plain\r\n\r\nhi\r\n");
     for i in (0..depth).rev() {
@@ -222,6 +224,16 @@ fn tricks() -> Vec<(&'static str, String, &'static str)> {
             E2EE,
         ),
         (
+            "boundary-mid-line-bounce",
+            bounce_with("--DSN--", &format!("\0\x04--DSN\r\n{HTML}--DSN--")),
+            E2EE,
+        ),
+        (
+            "boundary-mid-line-encrypted",
+            enc_with(CLOSE, &format!("x--XBOUNDARY\r\n{HTML}{CLOSE}")),
+            E2EE,
+        ),
+        (
             "bounce-no-report-type",
             bounce_with("report-type=delivery-status;", ""),
             E2EE,
@@ -263,7 +275,10 @@ fn limits_leave_room_for_real_mail() {
     // 8 nested multiparts and 64 parts are still read (and refused as cleartext).
     let m = nested(8);
     assert!(structure::read(m.as_bytes()).is_ok());
-    assert_eq!(check_incoming(m.as_bytes(), ALICE, &[]).unwrap_err().line(), E2EE);
+    assert_eq!(
+        check_incoming(m.as_bytes(), ALICE, &[]).unwrap_err().line(),
+        E2EE
+    );
     let m = many_parts(64);
     assert_eq!(structure::read(m.as_bytes()).unwrap().parts.len(), 64);
 }
@@ -289,7 +304,10 @@ fn big_nested_body_is_cheap() {
 #[test]
 fn own_dsn_passes_incoming() {
     let original = fixture("encrypted.eml");
-    let failed = vec![("bob@example.net".to_string(), "550 5.1.1 no such user".to_string())];
+    let failed = vec![(
+        "bob@example.net".to_string(),
+        "550 5.1.1 no such user".to_string(),
+    )];
     let dsn = chatrelay::outbound::bounce::build(
         "example.org",
         ALICE,
@@ -336,7 +354,11 @@ fn python_trees(files: &[PathBuf]) -> Vec<(String, String)> {
         .args(files)
         .output()
         .expect("python3 runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<(String, String)> = text
         .lines()
@@ -415,4 +437,29 @@ fn python_email_agrees_on_everything_accepted() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(compared > 40, "{compared}");
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// Inputs the fuzz targets found, each must be refused.
+#[test]
+fn fuzz_findings_are_refused() {
+    let dir: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/fuzz"]
+        .iter()
+        .collect();
+    let bob = vec![BOB.to_string()];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let raw = std::fs::read(&path).unwrap();
+        for from in [ALICE, ""] {
+            assert!(
+                check_incoming(&raw, from, &bob).is_err(),
+                "{}",
+                path.display()
+            );
+        }
+        assert!(
+            check_outgoing(&raw, ALICE, &bob).is_err(),
+            "{}",
+            path.display()
+        );
+    }
 }

@@ -45,13 +45,12 @@ fn parts_ok(parts: &[Entity]) -> bool {
 
 fn original_ok(part: &Entity) -> bool {
     match part.mime_type.as_str() {
-        "text/rfc822-headers" => part
-            .decoded_body()
-            .is_some_and(|b| headers_only(&b)),
+        "text/rfc822-headers" => part.decoded_body().is_some_and(|b| headers_only(&b)),
         "message/rfc822" => {
             headers_only(part.body)
                 || structure::read(part.body).is_ok_and(|m| {
-                    is_encrypted(&m, Direction::Incoming) && structure::agrees_with_mailparse(&m, part.body)
+                    is_encrypted(&m, Direction::Incoming)
+                        && structure::agrees_with_mailparse(&m, part.body)
                 })
         }
         _ => false,

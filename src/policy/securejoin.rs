@@ -99,7 +99,10 @@ mod tests {
         // Two headers.
         let two = String::from_utf8(msg("vc-request", "text/plain", "secure-join: vc-request"))
             .unwrap()
-            .replace("Secure-Join: vc-request\r\n", "Secure-Join: vc-request\r\nSecure-Join: vc-request\r\n");
+            .replace(
+                "Secure-Join: vc-request\r\n",
+                "Secure-Join: vc-request\r\nSecure-Join: vc-request\r\n",
+            );
         assert!(!check(two.as_bytes()));
     }
 

@@ -21,8 +21,9 @@
 //!   optional SP/HTAB. Any other line starting with `--boundary` (compared
 //!   case-insensitively, to catch case tricks too) anywhere in the body —
 //!   preamble, parts, epilogue — is refused, as is a delimiter after the close
-//!   delimiter, a missing close delimiter, a multipart without parts and an
-//!   epilogue that is not blank. The CRLF before a delimiter belongs to it.
+//!   delimiter, `--boundary` anywhere but at the start of a line (some
+//!   readers split there too), a missing close delimiter, a multipart without
+//!   parts and an epilogue that is not blank. The CRLF before a delimiter belongs to it.
 //! * A multipart or `message/*` entity must not be transfer-encoded.
 //! * Limits, checked while reading and before any decoding or recursion:
 //!   [`MAX_DEPTH`] nested multiparts, [`MAX_PARTS`] parts in all,
@@ -33,8 +34,10 @@
 //!
 //! Cost: every multipart scans its own body once, line by line, so each input
 //! byte is looked at by at most `MAX_DEPTH + 1` scans, plus one pass for the
-//! line endings and one per header block: `O((MAX_DEPTH + 2) · n)`, linear in
-//! the input. Nothing is copied but unfolded header values; bodies are slices.
+//! line endings and one per header block, and every multipart looks for its
+//! `--boundary` inside lines once (at most 72 byte comparisons per position):
+//! `O((MAX_DEPTH + 1) · 73 · n + 2n)`, linear in the input. Nothing is copied
+//! but unfolded header values; bodies are slices.
 
 use base64::Engine;
 
@@ -154,7 +157,11 @@ impl<'a> Entity<'a> {
 pub fn mailparse_tree(parsed: &mailparse::ParsedMail) -> String {
     fn walk(p: &mailparse::ParsedMail, out: &mut String) {
         out.push_str(&p.ctype.mimetype.to_ascii_lowercase());
-        if p.ctype.mimetype.to_ascii_lowercase().starts_with("multipart/") || !p.subparts.is_empty()
+        if p.ctype
+            .mimetype
+            .to_ascii_lowercase()
+            .starts_with("multipart/")
+            || !p.subparts.is_empty()
         {
             out.push('(');
             for (i, s) in p.subparts.iter().enumerate() {
@@ -191,7 +198,10 @@ fn quoted_printable(body: &[u8]) -> Option<Vec<u8>> {
             b'=' => {
                 let rest = &body[i + 1..];
                 // Soft line break: `=` then optional blanks then the line end.
-                let blanks = rest.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+                let blanks = rest
+                    .iter()
+                    .take_while(|b| matches!(b, b' ' | b'\t'))
+                    .count();
                 let after = &rest[blanks..];
                 if after.starts_with(b"\r\n") {
                     i += 1 + blanks + 2;
@@ -279,19 +289,23 @@ impl Reader {
             if s[pos..].starts_with(self.eol) {
                 return Ok((fields, &s[pos + self.eol.len()..]));
             }
-            if pos > MAX_HEADER_BYTES {
+            let (line, next) = self.line(s, pos);
+            if next > MAX_HEADER_BYTES {
                 return Err(Refusal::Limit("header block too large"));
             }
-            let (line, next) = self.line(s, pos);
             if matches!(line[0], b' ' | b'\t') {
                 let Some(last) = fields.last_mut() else {
-                    return Err(Refusal::Syntax("header block starts with a continuation line"));
+                    return Err(Refusal::Syntax(
+                        "header block starts with a continuation line",
+                    ));
                 };
                 last.value.extend_from_slice(line);
             } else {
                 let colon = line.iter().position(|&b| b == b':');
                 let name = colon.map_or(line, |c| &line[..c]);
-                if colon.is_none() || name.is_empty() || !name.iter().all(|b| (33..=126).contains(b))
+                if colon.is_none()
+                    || name.is_empty()
+                    || !name.iter().all(|b| (33..=126).contains(b))
                 {
                     return Err(Refusal::Syntax("header line is not a field"));
                 }
@@ -304,9 +318,6 @@ impl Reader {
                 });
             }
             pos = next;
-        }
-        if pos > MAX_HEADER_BYTES {
-            return Err(Refusal::Limit("header block too large"));
         }
         Ok((fields, &s[s.len()..]))
     }
@@ -336,7 +347,9 @@ impl Reader {
             return Err(Refusal::Ambiguous("several Content-Type fields"));
         }
         if entity.values("Content-Transfer-Encoding").count() > 1 {
-            return Err(Refusal::Ambiguous("several Content-Transfer-Encoding fields"));
+            return Err(Refusal::Ambiguous(
+                "several Content-Transfer-Encoding fields",
+            ));
         }
         if let Some(ct) = entity.single("Content-Type") {
             let (mime_type, params) = content_type(ct)?;
@@ -349,7 +362,12 @@ impl Reader {
             entity.encoding = Some(cte.to_ascii_lowercase());
         }
         let composite = entity.is_multipart() || entity.mime_type.starts_with("message/");
-        if composite && !matches!(entity.encoding.as_deref(), None | Some("7bit" | "8bit" | "binary")) {
+        if composite
+            && !matches!(
+                entity.encoding.as_deref(),
+                None | Some("7bit" | "8bit" | "binary")
+            )
+        {
             return Err(Refusal::Ambiguous("transfer-encoded composite entity"));
         }
         if !entity.is_multipart() {
@@ -384,7 +402,10 @@ impl Reader {
         while pos < body.len() {
             let (line, next) = self.line(body, pos);
             let n = 2 + boundary.len();
-            if line.len() >= n && line.starts_with(b"--") && line[2..n].eq_ignore_ascii_case(boundary) {
+            if line.len() >= n
+                && line.starts_with(b"--")
+                && line[2..n].eq_ignore_ascii_case(boundary)
+            {
                 let rest = &line[n..];
                 let close = if line[2..n] != *boundary {
                     return Err(Refusal::Ambiguous("boundary in another case"));
@@ -393,7 +414,9 @@ impl Reader {
                 } else if rest.starts_with(b"--") && blank(&rest[2..]) {
                     true
                 } else {
-                    return Err(Refusal::Ambiguous("line starts with the boundary but is no delimiter"));
+                    return Err(Refusal::Ambiguous(
+                        "line starts with the boundary but is no delimiter",
+                    ));
                 };
                 if epilogue.is_some() {
                     return Err(Refusal::Ambiguous("delimiter after the close delimiter"));
@@ -416,6 +439,11 @@ impl Reader {
             }
             pos = next;
         }
+        // A reader that finds delimiters anywhere (mail-parser does, fuzz
+        // finding of `policy_mime_diff`) must not see any either.
+        if boundary_inside_line(body, boundary) {
+            return Err(Refusal::Ambiguous("boundary inside a line"));
+        }
         let Some(epilogue) = epilogue else {
             return Err(Refusal::Ambiguous("missing close delimiter"));
         };
@@ -429,6 +457,18 @@ impl Reader {
     }
 }
 
+/// True if `--boundary` (any case) occurs other than at the start of a line.
+/// At most `boundary.len() + 2` comparisons per position: linear.
+fn boundary_inside_line(body: &[u8], boundary: &[u8]) -> bool {
+    let n = boundary.len() + 2;
+    (1..body.len().saturating_sub(n - 1)).any(|i| {
+        body[i] == b'-'
+            && body[i + 1] == b'-'
+            && body[i - 1] != b'\n'
+            && body[i + 2..i + n].eq_ignore_ascii_case(boundary)
+    })
+}
+
 fn is_token(b: u8) -> bool {
     (33..=126).contains(&b) && !b"()<>@,;:\\\"/[]?=".contains(&b)
 }
@@ -437,8 +477,7 @@ fn is_token(b: u8) -> bool {
 fn boundary_ok(b: &str) -> bool {
     (1..=70).contains(&b.len())
         && !b.ends_with(' ')
-        && b
-            .bytes()
+        && b.bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&c))
 }
 
@@ -544,7 +583,13 @@ mod tests {
     fn content_type_grammar() {
         let (t, p) = content_type(b"Multipart/Mixed; BOUNDARY=\"a b\"; charset=utf-8;").unwrap();
         assert_eq!(t, "multipart/mixed");
-        assert_eq!(p, vec![("boundary".into(), "a b".into()), ("charset".into(), "utf-8".into())]);
+        assert_eq!(
+            p,
+            vec![
+                ("boundary".into(), "a b".into()),
+                ("charset".into(), "utf-8".into())
+            ]
+        );
         for bad in [
             &b"text"[..],
             b"text/",
@@ -558,7 +603,11 @@ mod tests {
             b"multipart/mixed; boundary=\"\"",
             b"multipart/mixed; boundary=\"a<b\"",
         ] {
-            assert!(content_type(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                content_type(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -578,8 +627,14 @@ mod tests {
         let lf = String::from_utf8_lossy(m).replace("\r\n", "\n");
         assert_eq!(read(lf.as_bytes()).unwrap().tree(), e.tree());
         for (bad, why) in [
-            ("--bX\r\n", "line starts with the boundary but is no delimiter"),
-            ("--b trailing\r\n", "line starts with the boundary but is no delimiter"),
+            (
+                "--bX\r\n",
+                "line starts with the boundary but is no delimiter",
+            ),
+            (
+                "--b trailing\r\n",
+                "line starts with the boundary but is no delimiter",
+            ),
             ("--B\r\n", "boundary in another case"),
         ] {
             let msg = format!("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n{bad}\r\ny\r\n--b--\r\n");
