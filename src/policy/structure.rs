@@ -457,7 +457,8 @@ impl Reader {
     }
 }
 
-/// True if `--boundary` (any case) occurs other than at the start of a line.
+/// True if `--boundary` occurs other than at the start of a line. (Exact case:
+/// with a one-letter boundary `B`, armor's `-----BEGIN` would match otherwise.)
 /// At most `boundary.len() + 2` comparisons per position: linear.
 fn boundary_inside_line(body: &[u8], boundary: &[u8]) -> bool {
     let n = boundary.len() + 2;
@@ -465,7 +466,7 @@ fn boundary_inside_line(body: &[u8], boundary: &[u8]) -> bool {
         body[i] == b'-'
             && body[i + 1] == b'-'
             && body[i - 1] != b'\n'
-            && body[i + 2..i + n].eq_ignore_ascii_case(boundary)
+            && body[i + 2..i + n] == *boundary
     })
 }
 
