@@ -5,7 +5,7 @@
 use chatrelay::policy::{
     armor_ok, check_incoming, check_outgoing, is_autocrypt_setup, is_encrypted,
     is_mailer_daemon_bounce, is_securejoin_request, openpgp_packets_ok, scrub_outgoing,
-    strip_incoming, Accepted, Direction, IncomingOk, Reply,
+    strip_incoming, structure, Accepted, Direction, IncomingOk, Reply,
 };
 use std::path::PathBuf;
 
@@ -251,7 +251,7 @@ fn incoming_reset_sender() {
 
 fn parsed_checks(name: &str) -> (bool, bool, bool, bool) {
     let raw = fixture(name);
-    let p = mailparse::parse_mail(&raw).expect("parses");
+    let p = structure::read(&raw).expect("reads");
     (
         is_encrypted(&p, Direction::Outgoing),
         is_encrypted(&p, Direction::Incoming),
@@ -282,7 +282,7 @@ fn individual_functions() {
     assert_eq!(parsed_checks("mdn.eml"), (false, false, false, false));
 
     let raw = fixture("asm.eml");
-    let p = mailparse::parse_mail(&raw).expect("parses");
+    let p = structure::read(&raw).expect("reads");
     assert!(is_autocrypt_setup(&p, ALICE, &[ALICE.into()]));
     assert!(!is_autocrypt_setup(&p, ALICE, &[BOB.into()]));
     assert!(!is_autocrypt_setup(&p, ALICE, &[]));
@@ -292,7 +292,7 @@ fn individual_functions() {
         &[ALICE.into(), ALICE.into()]
     ));
     let plain = fixture("plain.eml");
-    let p = mailparse::parse_mail(&plain).expect("parses");
+    let p = structure::read(&plain).expect("reads");
     assert!(!is_autocrypt_setup(&p, ALICE, &[ALICE.into()]));
 }
 

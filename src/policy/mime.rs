@@ -1,48 +1,35 @@
-//! PGP/MIME structure check (spec §7.1, RFC 3156 §4).
+//! PGP/MIME structure check (spec §7.1, RFC 3156 §4), on the strict reader's view.
 
 use super::openpgp::armor_ok;
 use super::openpgp::Direction;
-use mailparse::ParsedMail;
-
-fn is_multipart(part: &ParsedMail) -> bool {
-    part.ctype.mimetype.starts_with("multipart/") || !part.subparts.is_empty()
-}
+use super::structure::Entity;
 
 /// RFC 3156 §4 control part: `application/pgp-encrypted` with body `Version: 1`.
-fn control_part_ok(part: &ParsedMail) -> bool {
-    !is_multipart(part)
+fn control_part_ok(part: &Entity) -> bool {
+    part.mime_type == "application/pgp-encrypted"
         && part
-            .ctype
-            .mimetype
-            .eq_ignore_ascii_case("application/pgp-encrypted")
-        && part
-            .get_body_raw()
-            .is_ok_and(|b| b.trim_ascii() == b"Version: 1")
+            .decoded_body()
+            .is_some_and(|b| b.trim_ascii() == b"Version: 1")
 }
 
 /// RFC 3156 §4 data part: `application/octet-stream` holding an armored
 /// encrypted OpenPGP message (spec §7.2).
-fn data_part_ok(part: &ParsedMail, dir: Direction) -> bool {
-    // mailparse lower-cases the MIME type, so "exact" and case-insensitive agree.
-    !is_multipart(part)
-        && part.ctype.mimetype == "application/octet-stream"
-        && part.get_body_raw().is_ok_and(|b| armor_ok(&b, dir))
+fn data_part_ok(part: &Entity, dir: Direction) -> bool {
+    // The reader lower-cases the MIME type, so "exact" and case-insensitive agree.
+    part.mime_type == "application/octet-stream"
+        && part.decoded_body().is_some_and(|b| armor_ok(&b, dir))
 }
 
 /// True if the message is a PGP/MIME encrypted message whose payload is an
 /// encrypted OpenPGP message (spec §7.1 + §7.2). Headers are not inspected.
 ///
-/// Exactly two parts are required: upstream rejects a third part; we also
+/// Exactly two leaf parts are required: upstream rejects a third part; we also
 /// require part 2 to exist (the spec recommends it).
-pub fn is_encrypted(parsed: &ParsedMail, dir: Direction) -> bool {
-    if !parsed
-        .ctype
-        .mimetype
-        .eq_ignore_ascii_case("multipart/encrypted")
-    {
+pub fn is_encrypted(msg: &Entity, dir: Direction) -> bool {
+    if msg.mime_type != "multipart/encrypted" {
         return false;
     }
-    match parsed.subparts.as_slice() {
+    match msg.parts.as_slice() {
         [control, data] => control_part_ok(control) && data_part_ok(data, dir),
         _ => false,
     }
@@ -63,7 +50,7 @@ mod tests {
     }
 
     fn enc(raw: &[u8]) -> bool {
-        mailparse::parse_mail(raw).is_ok_and(|p| is_encrypted(&p, Direction::Outgoing))
+        super::super::structure::read(raw).is_ok_and(|p| is_encrypted(&p, Direction::Outgoing))
     }
 
     #[test]
@@ -117,9 +104,15 @@ mod tests {
             "Version: 1",
             "multipart/mixed"
         )));
-        // multipart/encrypted without boundary: no subparts.
+        // multipart/encrypted without boundary: refused by the reader.
         assert!(!enc(
             b"Content-Type: multipart/encrypted\r\n\r\nVersion: 1\r\n"
         ));
+        // Quoted-printable control part decodes.
+        let qp = String::from_utf8(ok.clone()).unwrap().replace(
+            "Content-Type: application/pgp-encrypted\r\n",
+            "Content-Type: application/pgp-encrypted\r\nContent-Transfer-Encoding: quoted-printable\r\n",
+        ).replace("Version: 1", "Version=3A 1");
+        assert!(enc(qp.as_bytes()));
     }
 }

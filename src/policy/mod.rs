@@ -18,8 +18,15 @@
 //!   indeterminate length (which can only end the data, and never as SEIPD).
 //! * More than one `From` header, or one with several addresses or a group, is
 //!   `500 Invalid FROM header` (a classic DKIM/display spoofing shape).
+//! * MIME structure comes from our own strict reader ([`structure`]), which
+//!   refuses every boundary trick, caps depth, part count and header size, and
+//!   runs before mailparse; a message that mailparse reads into a different
+//!   part tree is refused (`523`): any message two parsers read differently.
 //! * More than 1000 lines starting with `--` (`MAX_DELIMITER_LINES`) is
-//!   `500 Failed to parse message: too many MIME boundaries` (stack bound).
+//!   `500 Failed to parse message: too many MIME boundaries` (stack bound for
+//!   mailparse, whatever structure our reader saw).
+//! * The mailer-daemon exemption only covers real delivery status reports
+//!   ([`is_mailer_daemon_bounce`]).
 
 mod asm;
 mod bounce;
@@ -28,6 +35,7 @@ mod headers;
 mod mime;
 mod openpgp;
 mod securejoin;
+pub mod structure;
 
 pub use asm::is_autocrypt_setup;
 pub use bounce::is_mailer_daemon_bounce;
@@ -37,7 +45,7 @@ pub use mime::is_encrypted;
 pub use openpgp::{armor_ok, openpgp_packets_ok, Direction};
 pub use securejoin::is_securejoin_request;
 
-use mailparse::ParsedMail;
+use structure::{Entity, Refusal};
 
 /// An SMTP-style reply the caller sends as-is, e.g. 523 "Encryption Needed: Invalid Unencrypted Mail".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,9 +99,10 @@ pub fn encryption_needed() -> Reply {
     Reply::new(523, "Encryption Needed: Invalid Unencrypted Mail")
 }
 
-/// Most lines starting with `--` a message may have. mailparse parses nested
-/// multiparts recursively and every nesting level needs its own delimiter line,
-/// so this bounds the recursion depth (hostile input must not overflow the
+/// Most lines starting with `--` a message may have before mailparse reads it.
+/// mailparse parses nested multiparts recursively and every nesting level needs
+/// its own delimiter line, so this bounds its recursion depth even where it
+/// reads a structure our reader does not (hostile input must not overflow the
 /// stack of our single thread). Real mail has a handful of such lines.
 const MAX_DELIMITER_LINES: usize = 1000;
 
@@ -102,22 +111,41 @@ fn delimiter_lines(raw: &[u8]) -> usize {
     at_start + raw.windows(3).filter(|w| w == b"\n--").count()
 }
 
-/// Stage 1: parse MIME (`500 Failed to parse message: …`).
-fn parse(raw: &[u8]) -> Result<ParsedMail<'_>, Reply> {
-    // Checked before the recursive parser sees the message: its work is
-    // about nesting depth × size (crate::mail::structure_within_limits).
+/// Stage 1: read the MIME structure strictly, then cross-check it with
+/// mailparse. Limits and unreadable header blocks are
+/// `500 Failed to parse message: …`; an ambiguous structure, or one that
+/// mailparse reads differently, is `523` (it cannot count as encrypted).
+fn parse(raw: &[u8]) -> Result<Entity<'_>, Reply> {
+    let entity = structure::read(raw).map_err(|r| match r {
+        Refusal::Limit(why) | Refusal::Syntax(why) => {
+            Reply::new(500, format!("Failed to parse message: {why}"))
+        }
+        Refusal::Ambiguous(why) => {
+            log::info!("policy: ambiguous MIME structure: {why}");
+            encryption_needed()
+        }
+    })?;
+    // mailparse recurses per nesting level *as it reads it*, which need not be
+    // ours: bound its recursion whatever our reader saw (stack of our one
+    // thread), and its work, about depth × size (crate::mail).
     if delimiter_lines(raw) > MAX_DELIMITER_LINES || !crate::mail::structure_within_limits(raw) {
         return Err(Reply::new(
             500,
             "Failed to parse message: too many MIME boundaries",
         ));
     }
-    mailparse::parse_mail(raw).map_err(|e| Reply::new(500, format!("Failed to parse message: {e}")))
+    let parsed = mailparse::parse_mail(raw)
+        .map_err(|e| Reply::new(500, format!("Failed to parse message: {e}")))?;
+    if structure::mailparse_tree(&parsed) != entity.tree() {
+        log::info!("policy: mailparse reads another MIME structure");
+        return Err(encryption_needed());
+    }
+    Ok(entity)
 }
 
 /// What each acceptance stage sees.
 struct Ctx<'a, 'm> {
-    parsed: &'a ParsedMail<'m>,
+    parsed: &'a Entity<'m>,
     mail_from: &'a str,
     rcpts: &'a [String],
 }
@@ -296,7 +324,8 @@ mod tests {
     #[test]
     fn incoming_reset_sender_and_domain() {
         let msg = b"From: MAILER-DAEMON@Example.ORG\r\nAuto-Submitted: auto-replied\r\n\
-Content-Type: multipart/report; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b--\r\n";
+Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\
+--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; example.org\r\n--b--\r\n";
         let ok = check_incoming(msg, "", &rcpts(&["bob@example.org"])).unwrap();
         assert_eq!(ok.accepted, Accepted::MailerDaemonBounce);
         assert!(ok.reset_sender);
@@ -324,19 +353,32 @@ Content-Type: multipart/report; boundary=b\r\n\r\n--b\r\nContent-Type: text/plai
 
     #[test]
     fn deep_nesting_does_not_overflow() {
-        // 100 000 nested multiparts: refused before mailparse recurses.
+        // 100 000 nested multiparts: refused by the reader's depth limit
+        // before mailparse recurses.
         let mut msg = b"From: alice@example.org\r\n".to_vec();
         for _ in 0..100_000 {
             msg.extend_from_slice(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n");
         }
         let err = check_incoming(&msg, "alice@example.org", &[]).unwrap_err();
-        assert_eq!(err.code, 500);
-        // Just under the limit still parses (on a default 2 MiB test-thread stack).
-        let mut msg = b"From: alice@example.org\r\n".to_vec();
-        for _ in 0..crate::mail::MAX_BOUNDARY_PARAMS {
-            msg.extend_from_slice(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n");
+        // (All levels share boundary `b`, so the top level sees too many parts.)
+        assert!(
+            err.line()
+                .starts_with("500 Failed to parse message: too many"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn delimiter_lines_bound_mailparse() {
+        // A leaf for our reader, but more `--` lines than mailparse may see.
+        let mut msg = b"From: alice@example.org\r\n\r\n".to_vec();
+        for _ in 0..=MAX_DELIMITER_LINES {
+            msg.extend_from_slice(b"--x\r\n");
         }
         let err = check_incoming(&msg, "alice@example.org", &[]).unwrap_err();
-        assert_eq!(err, encryption_needed());
+        assert_eq!(
+            err.line(),
+            "500 Failed to parse message: too many MIME boundaries"
+        );
     }
 }

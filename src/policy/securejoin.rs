@@ -1,31 +1,32 @@
 //! Secure-Join request exception (spec §7.3): the first message of a
 //! Secure-Join handshake is sent before keys are known, so it is cleartext.
 
-use mailparse::{MailHeaderMap, ParsedMail};
+use super::structure::Entity;
 
 const KINDS: [&str; 2] = ["vc-request", "vg-request"];
 
-/// True for a genuine `vc-request` / `vg-request`: header `Secure-Join` is exactly
-/// one of those, and the message is a multipart with exactly one non-multipart
-/// `text/plain` part whose trimmed, lower-cased body is `secure-join: <kind>`.
-/// Anything extra (more text, a second part) makes it an ordinary cleartext mail.
-pub fn is_securejoin_request(parsed: &ParsedMail) -> bool {
-    let Some(value) = parsed.headers.get_first_value("Secure-Join") else {
+/// True for a genuine `vc-request` / `vg-request`: exactly one header
+/// `Secure-Join`, exactly one of those kinds, and the message is a multipart
+/// with exactly one `text/plain` leaf whose trimmed, lower-cased (decoded) body
+/// is `secure-join: <kind>`. Anything extra (more text, a second part) makes
+/// it an ordinary cleartext mail.
+pub fn is_securejoin_request(msg: &Entity) -> bool {
+    let Some(value) = msg.single("Secure-Join") else {
         return false;
     };
-    if !KINDS.contains(&value.trim()) {
+    if !KINDS.iter().any(|k| value == k.as_bytes()) {
         return false;
     }
-    if !parsed.ctype.mimetype.starts_with("multipart/") {
+    if !msg.is_multipart() {
         return false;
     }
-    let [part] = parsed.subparts.as_slice() else {
+    let [part] = msg.parts.as_slice() else {
         return false;
     };
-    if !part.subparts.is_empty() || part.ctype.mimetype != "text/plain" {
+    if part.mime_type != "text/plain" {
         return false;
     }
-    let Ok(body) = part.get_body_raw() else {
+    let Some(body) = part.decoded_body() else {
         return false;
     };
     let body = body.trim_ascii().to_ascii_lowercase();
@@ -47,7 +48,7 @@ mod tests {
     }
 
     fn check(raw: &[u8]) -> bool {
-        mailparse::parse_mail(raw).is_ok_and(|p| is_securejoin_request(&p))
+        super::super::structure::read(raw).is_ok_and(|p| is_securejoin_request(&p))
     }
 
     #[test]
@@ -95,6 +96,14 @@ mod tests {
         assert!(!check(
             &msg("vc-request", "text/plain", "x").replace_header()
         ));
+        // Two headers.
+        let two = String::from_utf8(msg("vc-request", "text/plain", "secure-join: vc-request"))
+            .unwrap()
+            .replace(
+                "Secure-Join: vc-request\r\n",
+                "Secure-Join: vc-request\r\nSecure-Join: vc-request\r\n",
+            );
+        assert!(!check(two.as_bytes()));
     }
 
     trait NoHeader {
