@@ -211,8 +211,20 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // Under strace the relay is the tracer's child: kill it too, or
+            // it outlives the bench (strace detaches when killed).
+            let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", c.id()))
+                .unwrap_or_default();
             let _ = c.kill();
             let _ = c.wait();
+            for pid in kids
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

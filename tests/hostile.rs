@@ -97,7 +97,7 @@ fn big_message(from: &str, size: usize) -> Vec<u8> {
 
 #[test]
 fn list_with_many_wildcards() {
-    let mut r = Relay::start(200);
+    let mut r = Relay::start(210);
     let mut a = r.login("attacker1");
     let name = "a".repeat(250);
     assert!(a.cmd(&format!("CREATE {name}")).ok());
@@ -119,7 +119,7 @@ fn list_with_many_wildcards() {
 
 #[test]
 fn search_long_needles_on_a_big_message() {
-    let mut r = Relay::start_with(201, "max_message_size = 4000000");
+    let mut r = Relay::start_with(211, "max_message_size = 4000000");
     let mut a = r.login("attacker1");
     let me = r.addr("attacker1");
     for _ in 0..3 {
@@ -156,7 +156,7 @@ fn search_long_needles_on_a_big_message() {
 
 #[test]
 fn fetch_the_same_body_many_times() {
-    let mut r = Relay::start_with(202, "max_message_size = 2000000");
+    let mut r = Relay::start_with(212, "max_message_size = 2000000");
     let mut a = r.login("attacker1");
     let me = r.addr("attacker1");
     assert!(a.append("INBOX", "", &big_message(&me, 1_000_000)).ok());
@@ -181,7 +181,7 @@ fn fetch_the_same_body_many_times() {
 
 #[test]
 fn sequence_sets_with_repeated_ranges() {
-    let mut r = Relay::start(203);
+    let mut r = Relay::start(213);
     let mut a = r.login("attacker1");
     let me = r.addr("attacker1");
     for i in 0..200 {
@@ -213,7 +213,7 @@ fn sequence_sets_with_repeated_ranges() {
 
 #[test]
 fn no_big_literal_before_login() {
-    let mut r = Relay::start(204);
+    let mut r = Relay::start(214);
     under_attack(&mut r, "pre-login literal", |r| {
         for plain in [false, true] {
             let mut c = if plain { r.imap_plain() } else { r.imaps() };
@@ -257,7 +257,7 @@ fn socket2_connect(src: &str, dst: SocketAddr) -> TcpStream {
 
 #[test]
 fn silent_connections_from_one_address_do_not_lock_out_others() {
-    let mut r = Relay::start(205);
+    let mut r = Relay::start(215);
     let dst = r.sock(993);
     under_attack(&mut r, "silent connections", |r| {
         // 60 silent TCP connections from one address: only 32 are kept,
@@ -295,7 +295,7 @@ fn silent_connections_from_one_address_do_not_lock_out_others() {
 #[test]
 fn silence_in_every_state_ends_the_connection() {
     let r = Relay::start_with(
-        206,
+        216,
         "max_message_size = 100000\nsubmissions_port = 465\nsmtp_port = 25\nsmtp_command_timeout = 20",
     );
     let addr = r.addr("quietuser");
@@ -487,7 +487,7 @@ fn nested_multipart(from: &str, to: &str, depth: usize, size: usize) -> Vec<u8> 
 
 #[test]
 fn deeply_nested_multipart_on_port_25() {
-    let mut r = Relay::start_with(207, "smtp_port = 25\nmax_message_size = 3000000");
+    let mut r = Relay::start_with(217, "smtp_port = 25\nmax_message_size = 3000000");
     let rcpt = r.addr("victim001");
     drop(r.login("victim001"));
     let mx = r.sock(25);
