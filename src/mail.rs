@@ -41,12 +41,16 @@ pub fn split_addr(addr: &str) -> Option<(&str, &str)> {
 pub const MAX_BOUNDARY_PARAMS: usize = 16;
 pub const MAX_BOUNDARY_LINES: usize = 1000;
 
+/// Lines starting with `--` (every multipart level needs its own).
+fn boundary_lines(raw: &[u8]) -> usize {
+    usize::from(raw.starts_with(b"--")) + memchr::memmem::find_iter(raw, b"\n--").count()
+}
+
 /// A cheap linear pre-check before a recursive MIME parser sees `raw`:
 /// mailparse re-scans each part per nesting level, so the work of a parse is
 /// about depth × size; both stay bounded when this returns true.
 pub fn structure_within_limits(raw: &[u8]) -> bool {
-    let boundaries = memchr::memmem::find_iter(raw, b"\n--").count();
-    if boundaries > MAX_BOUNDARY_LINES {
+    if boundary_lines(raw) > MAX_BOUNDARY_LINES {
         return false;
     }
     // Each nested multipart declares a boundary parameter; count them

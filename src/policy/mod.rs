@@ -22,7 +22,7 @@
 //!   refuses every boundary trick, caps depth, part count and header size, and
 //!   runs before mailparse; a message that mailparse reads into a different
 //!   part tree is refused (`523`): any message two parsers read differently.
-//! * More than 1000 lines starting with `--` (`MAX_DELIMITER_LINES`) is
+//! * More than 1000 lines starting with `--` (`mail::MAX_BOUNDARY_LINES`) is
 //!   `500 Failed to parse message: too many MIME boundaries` (stack bound for
 //!   mailparse, whatever structure our reader saw).
 //! * The mailer-daemon exemption only covers real delivery status reports
@@ -99,18 +99,6 @@ pub fn encryption_needed() -> Reply {
     Reply::new(523, "Encryption Needed: Invalid Unencrypted Mail")
 }
 
-/// Most lines starting with `--` a message may have before mailparse reads it.
-/// mailparse parses nested multiparts recursively and every nesting level needs
-/// its own delimiter line, so this bounds its recursion depth even where it
-/// reads a structure our reader does not (hostile input must not overflow the
-/// stack of our single thread). Real mail has a handful of such lines.
-const MAX_DELIMITER_LINES: usize = 1000;
-
-fn delimiter_lines(raw: &[u8]) -> usize {
-    let at_start = usize::from(raw.starts_with(b"--"));
-    at_start + raw.windows(3).filter(|w| w == b"\n--").count()
-}
-
 /// Stage 1: read the MIME structure strictly, then cross-check it with
 /// mailparse. Limits and unreadable header blocks are
 /// `500 Failed to parse message: …`; an ambiguous structure, or one that
@@ -126,9 +114,10 @@ fn parse(raw: &[u8]) -> Result<Entity<'_>, Reply> {
         }
     })?;
     // mailparse recurses per nesting level *as it reads it*, which need not be
-    // ours: bound its recursion whatever our reader saw (stack of our one
-    // thread), and its work, about depth × size (crate::mail).
-    if delimiter_lines(raw) > MAX_DELIMITER_LINES || !crate::mail::structure_within_limits(raw) {
+    // ours: bound its recursion whatever our reader saw (at most 1000 lines
+    // starting with `--`, for the stack of our one thread), and its work,
+    // about depth × size (crate::mail).
+    if !crate::mail::structure_within_limits(raw) {
         return Err(Reply::new(
             500,
             "Failed to parse message: too many MIME boundaries",
@@ -372,7 +361,7 @@ Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n-
     fn delimiter_lines_bound_mailparse() {
         // A leaf for our reader, but more `--` lines than mailparse may see.
         let mut msg = b"From: alice@example.org\r\n\r\n".to_vec();
-        for _ in 0..=MAX_DELIMITER_LINES {
+        for _ in 0..=crate::mail::MAX_BOUNDARY_LINES {
             msg.extend_from_slice(b"--x\r\n");
         }
         let err = check_incoming(&msg, "alice@example.org", &[]).unwrap_err();

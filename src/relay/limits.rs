@@ -89,11 +89,6 @@ impl IpSlots {
 }
 
 impl IpSlot {
-    /// A slot that counts nothing (connections from the control socket, tests).
-    pub fn none() -> IpSlot {
-        IpSlot { slots: None }
-    }
-
     /// The connection authenticated: it no longer counts against its address.
     pub fn release(&mut self) {
         if let Some((slots, key)) = self.slots.take() {

@@ -288,13 +288,6 @@ pub struct Store {
     max_messages: std::sync::atomic::AtomicU64,
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl Store {
     /// The database, for one transaction's start.
     fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
@@ -579,7 +572,8 @@ impl Store {
         special_use: Option<String>,
     ) -> Result<Mailbox> {
         let id = Self::next_counter(tx, "mailbox", 1)?;
-        let uidvalidity = Self::next_counter(tx, "uidvalidity", now_secs() as u64)? as u32;
+        let uidvalidity =
+            Self::next_counter(tx, "uidvalidity", crate::clock::now_secs() as u64)? as u32;
         let mb = Mailbox {
             id,
             name: name.to_string(),
