@@ -112,8 +112,9 @@ impl AsyncWrite for Conn {
 pub enum Line {
     /// A line without its CRLF (or bare LF).
     Ok(Vec<u8>),
-    /// The line exceeded the limit; the rest of it up to the newline was discarded.
-    TooLong,
+    /// The line exceeded the limit; the rest of it up to the newline was
+    /// discarded. Carries the line's whole length (without its ending).
+    TooLong(usize),
     /// The peer closed the connection.
     Eof,
 }
@@ -131,6 +132,8 @@ pub struct Stream {
     /// deadline on every read in every protocol state, by construction.
     /// Sessions move it forward for each phase (`set_deadline`).
     deadline: Instant,
+    /// Bytes read since this session last gave the loop to the others.
+    read_since_yield: usize,
 }
 
 /// Until a session sets its own, reads must finish within this.
@@ -151,6 +154,8 @@ fn timed_out() -> io::Error {
 }
 
 const READ_CHUNK: usize = 4096;
+/// A session reading this much without waiting yields to the others.
+const YIELD_EVERY: usize = 64 * 1024;
 /// Line reads use a small stack buffer: an idle session waits inside this
 /// read, and the buffer is part of its future (memory per idle session).
 const LINE_CHUNK: usize = 512;
@@ -164,6 +169,7 @@ impl Stream {
             out: Vec::new(),
             last_crlf: true,
             deadline: Instant::now() + DEFAULT_READ_DEADLINE,
+            read_since_yield: 0,
         }
     }
 
@@ -173,15 +179,31 @@ impl Stream {
     }
 
     /// A read of the connection that gives up at the deadline.
-    async fn read_conn(conn: &mut Conn, deadline: Instant, dst: &mut [u8]) -> io::Result<usize> {
+    ///
+    /// A read of a socket with data waiting completes without ever
+    /// returning to the executor, so a peer that sends fast could keep the
+    /// one thread to itself: after [`YIELD_EVERY`] bytes the session yields
+    /// once, behind every other ready task.
+    async fn read_conn(
+        conn: &mut Conn,
+        deadline: Instant,
+        since_yield: &mut usize,
+        dst: &mut [u8],
+    ) -> io::Result<usize> {
         if Instant::now() >= deadline {
             return Err(timed_out());
         }
-        futures_lite::future::or(conn.read(dst), async {
+        if *since_yield >= YIELD_EVERY {
+            *since_yield = 0;
+            futures_lite::future::yield_now().await;
+        }
+        let n = futures_lite::future::or(conn.read(dst), async {
             async_io::Timer::at(deadline).await;
             Err(timed_out())
         })
-        .await
+        .await?;
+        *since_yield += n;
+        Ok(n)
     }
 
     /// Take the connection out (for STARTTLS), leaving `Closed`.
@@ -208,7 +230,13 @@ impl Stream {
     /// `read_line` raced against another future (IDLE) loses nothing.
     async fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; LINE_CHUNK];
-        let n = Self::read_conn(&mut self.conn, self.deadline, &mut chunk).await?;
+        let n = Self::read_conn(
+            &mut self.conn,
+            self.deadline,
+            &mut self.read_since_yield,
+            &mut chunk,
+        )
+        .await?;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
@@ -216,7 +244,8 @@ impl Stream {
     /// Read one line of at most `max` bytes (excluding the line ending).
     pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
         let mut scanned = 0;
-        let mut discarding = false;
+        // Bytes of this line already thrown away (an over-long line).
+        let mut discarded = 0usize;
         loop {
             let avail = &self.buf[self.start..];
             if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
@@ -229,15 +258,15 @@ impl Stream {
                 let line = avail[..line_end].to_vec();
                 self.start += end + 1;
                 self.compact();
-                if discarding || line.len() > max {
-                    return Ok(Line::TooLong);
+                if discarded > 0 || line.len() > max {
+                    return Ok(Line::TooLong(discarded.saturating_add(line.len())));
                 }
                 return Ok(Line::Ok(line));
             }
             scanned = avail.len();
             if scanned > max + 2 {
                 // Drop what we have and keep discarding until the newline.
-                discarding = true;
+                discarded = discarded.saturating_add(scanned);
                 self.start = self.buf.len();
                 self.compact();
                 scanned = 0;
@@ -261,7 +290,13 @@ impl Stream {
             let old = dst.len();
             let want = need.min(64 * 1024);
             dst.resize(old + want, 0);
-            let got = Self::read_conn(&mut self.conn, self.deadline, &mut dst[old..]).await;
+            let got = Self::read_conn(
+                &mut self.conn,
+                self.deadline,
+                &mut self.read_since_yield,
+                &mut dst[old..],
+            )
+            .await;
             let got = match got {
                 Ok(g) => g,
                 Err(e) => {

@@ -126,7 +126,7 @@ async fn read_request(s: &mut Stream, ctx: &Ctx) -> Result<Request, ReadError> {
                     return Err(ReadError::Bad(431, "request head too large"));
                 }
             }
-            Ok(crate::net::Line::TooLong) => {
+            Ok(crate::net::Line::TooLong(_)) => {
                 return Err(ReadError::Bad(431, "request line too long"))
             }
             _ => return Err(ReadError::Closed),

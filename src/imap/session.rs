@@ -187,7 +187,7 @@ impl Session {
         loop {
             let line = match self.s.read_line(max_line).await? {
                 Line::Eof => return Ok(ReadCmd::Close),
-                Line::TooLong => {
+                Line::TooLong(_) => {
                     self.s.queue(b"* BAD Command line too long\r\n");
                     return Ok(ReadCmd::Rejected);
                 }
@@ -414,7 +414,7 @@ impl Session {
                 self.s.set_deadline(CONTINUATION);
                 match self.s.read_line(MAX_PRELOGIN_LINE).await? {
                     Line::Ok(l) => l,
-                    Line::TooLong => {
+                    Line::TooLong(_) => {
                         self.bad(tag, "Response too long");
                         return Ok(Flow::Continue);
                     }

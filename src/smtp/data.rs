@@ -41,14 +41,23 @@ impl Smtp {
             if _big_permit.is_none() && msg.len() > crate::relay::BIG_BODY {
                 _big_permit = Some(self.ctx.big_bodies.acquire_arc().await);
             }
-            // Lines longer than the limit are still consumed to the end.
-            let line = match self.s.read_line(max.max(MAX_DATA_LINE) + 2).await? {
+            // A line may be 998 octets plus a transparency dot; a longer one
+            // is refused, so it is consumed to its end without being kept:
+            // what a session buffers stays one line long, whatever the peer
+            // sends (issue 10, memory per connection).
+            let line = match self.s.read_line(MAX_DATA_LINE + 1).await? {
                 Line::Eof => {
                     // Disconnect mid-DATA: nothing is stored.
                     return Ok(Next::Close);
                 }
-                Line::TooLong => {
-                    problem.get_or_insert(Problem::TooBig);
+                Line::TooLong(n) => {
+                    // Counted against the size, so an over-long line in an
+                    // over-large message still gets the size reply.
+                    if problem.is_none() && msg.len().saturating_add(n) > max {
+                        problem = Some(Problem::TooBig);
+                        msg = Vec::new();
+                    }
+                    problem.get_or_insert(Problem::LongLine);
                     continue;
                 }
                 Line::Ok(l) => l,
