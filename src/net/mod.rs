@@ -107,24 +107,14 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// What `read_line` found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Line {
-    /// A line without its CRLF (or bare LF).
-    Ok(Vec<u8>),
-    /// The line exceeded the limit; the rest of it up to the newline was
-    /// discarded. Carries the line's whole length (without its ending).
-    TooLong(usize),
-    /// The peer closed the connection.
-    Eof,
-}
+pub mod lines;
+pub use lines::Line;
 
 /// Buffered reader/writer over a [`Conn`] with bounded lines. The read buffer
 /// is released when empty, so idle sessions hold only a few bytes.
 pub struct Stream {
     pub conn: Conn,
-    buf: Vec<u8>,
-    start: usize,
+    lines: lines::Lines,
     out: Vec<u8>,
     /// Whether the last line `read_line` returned ended in CRLF (not a bare LF).
     pub last_crlf: bool,
@@ -153,7 +143,6 @@ fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "read deadline passed")
 }
 
-const READ_CHUNK: usize = 4096;
 /// A session reading this much without waiting yields to the others.
 const YIELD_EVERY: usize = 64 * 1024;
 /// Line reads use a small stack buffer: an idle session waits inside this
@@ -164,8 +153,7 @@ impl Stream {
     pub fn new(conn: Conn) -> Stream {
         Stream {
             conn,
-            buf: Vec::new(),
-            start: 0,
+            lines: lines::Lines::new(),
             out: Vec::new(),
             last_crlf: true,
             deadline: Instant::now() + DEFAULT_READ_DEADLINE,
@@ -213,17 +201,7 @@ impl Stream {
 
     /// Bytes received but not yet consumed (must be empty before STARTTLS: RFC 3207 §4.2).
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
-    }
-
-    fn compact(&mut self) {
-        if self.start == self.buf.len() {
-            self.buf = Vec::new();
-            self.start = 0;
-        } else if self.start > READ_CHUNK {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
+        self.lines.buffered()
     }
 
     /// Cancel-safe: bytes are only appended once the read completed, so a
@@ -237,39 +215,16 @@ impl Stream {
             &mut chunk,
         )
         .await?;
-        self.buf.extend_from_slice(&chunk[..n]);
+        self.lines.push(&chunk[..n]);
         Ok(n)
     }
 
     /// Read one line of at most `max` bytes (excluding the line ending).
     pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
-        let mut scanned = 0;
-        // Bytes of this line already thrown away (an over-long line).
-        let mut discarded = 0usize;
         loop {
-            let avail = &self.buf[self.start..];
-            if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
-                let end = scanned + i;
-                let mut line_end = end;
-                self.last_crlf = line_end > 0 && avail[line_end - 1] == b'\r';
-                if self.last_crlf {
-                    line_end -= 1;
-                }
-                let line = avail[..line_end].to_vec();
-                self.start += end + 1;
-                self.compact();
-                if discarded > 0 || line.len() > max {
-                    return Ok(Line::TooLong(discarded.saturating_add(line.len())));
-                }
-                return Ok(Line::Ok(line));
-            }
-            scanned = avail.len();
-            if scanned > max + 2 {
-                // Drop what we have and keep discarding until the newline.
-                discarded = discarded.saturating_add(scanned);
-                self.start = self.buf.len();
-                self.compact();
-                scanned = 0;
+            if let Some(line) = self.lines.next(max) {
+                self.last_crlf = self.lines.last_crlf;
+                return Ok(line);
             }
             if self.fill().await? == 0 {
                 return Ok(Line::Eof);
@@ -281,10 +236,7 @@ impl Stream {
     /// Buffered bytes first, then straight from the connection into `dst`
     /// in large reads (literals, request bodies).
     pub async fn read_exact_into(&mut self, n: usize, dst: &mut Vec<u8>) -> io::Result<bool> {
-        let take = n.min(self.buf.len() - self.start);
-        dst.extend_from_slice(&self.buf[self.start..self.start + take]);
-        self.start += take;
-        self.compact();
+        let take = self.lines.take_into(n, dst);
         let mut need = n - take;
         while need > 0 {
             let old = dst.len();
