@@ -11,6 +11,7 @@ use super::Store;
 
 type Job = Box<dyn FnOnce(&Store) + Send>;
 
+#[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
 }
