@@ -75,7 +75,9 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--uses needs a whole number above 0")?;
             }
             "--expires" => {
-                let v = it.next().ok_or("--expires needs a duration like 7d or 12h")?;
+                let v = it
+                    .next()
+                    .ok_or("--expires needs a duration like 7d or 12h")?;
                 a.expires = chatrelay::config::parse_duration("--expires", &v)
                     .map_err(|e| e.to_string())? as i64;
             }
@@ -295,7 +297,10 @@ fn invite(cfg: &Config, a: &Args) -> Result<(), String> {
             Ok(())
         }
         [] if cfg.registration == Registration::Closed => {
-            println!("{} takes no new accounts (registration = closed).", cfg.mail_domain);
+            println!(
+                "{} takes no new accounts (registration = closed).",
+                cfg.mail_domain
+            );
             Ok(())
         }
         [] => {
@@ -366,7 +371,10 @@ fn invite(cfg: &Config, a: &Args) -> Result<(), String> {
             match control(cfg, &format!("invite-revoke {id}")) {
                 Some(r) => println!("{}", r?),
                 None => {
-                    if open_store(cfg)?.revoke_invite(id).map_err(|e| e.to_string())? {
+                    if open_store(cfg)?
+                        .revoke_invite(id)
+                        .map_err(|e| e.to_string())?
+                    {
                         println!("invite {id} revoked");
                     } else {
                         return Err(format!("no invite {id}"));

@@ -52,7 +52,16 @@ fn check_clean(path: &str, body: &str) {
     assert!(body.starts_with("<!doctype html>"), "{path}");
     assert!(!body.contains("{{"), "{path}: unfilled marker\n{body}");
     let lower = body.to_ascii_lowercase();
-    for bad in ["<script", "<img", "<link", "<iframe", "<object", "@import", "url(", "javascript:"] {
+    for bad in [
+        "<script",
+        "<img",
+        "<link",
+        "<iframe",
+        "<object",
+        "@import",
+        "url(",
+        "javascript:",
+    ] {
         assert!(!lower.contains(bad), "{path}: contains {bad:?}");
     }
     // Inside real tags (text is escaped, so every `<` opens one): nothing
@@ -62,7 +71,14 @@ fn check_clean(path: &str, body: &str) {
         // Attribute values are escaped (no `"` inside): drop them.
         let names: String = tag.split('"').step_by(2).collect();
         let tag = names.as_str();
-        for bad in [" src=", " onerror", " onload", " onclick", " srcset", " action=\"http"] {
+        for bad in [
+            " src=",
+            " onerror",
+            " onload",
+            " onclick",
+            " srcset",
+            " action=\"http",
+        ] {
             assert!(!tag.contains(bad), "{path}: tag <{tag}> has {bad:?}");
         }
     }
@@ -78,7 +94,10 @@ fn check_clean(path: &str, body: &str) {
             "{path}: link to {target}"
         );
     }
-    assert!(body.contains("prefers-color-scheme:dark"), "{path}: no dark style");
+    assert!(
+        body.contains("prefers-color-scheme:dark"),
+        "{path}: no dark style"
+    );
     assert!(body.contains("name=\"viewport\""), "{path}: no viewport");
 }
 
@@ -93,11 +112,17 @@ fn ip_relay_pages_follow_config() {
     let host = r.ip();
     let index = get_page(&r, &host, "/");
     assert!(index.contains("<svg"), "no QR code");
-    assert!(index.contains("href=\"dclogin:"), "no tappable dclogin link");
+    assert!(
+        index.contains("href=\"dclogin:"),
+        "no tappable dclogin link"
+    );
     assert!(index.contains("15 days after they arrive"), "{index}");
     assert!(index.contains("60 days"), "{index}");
     assert!(index.contains("href=\"/privacy.html\"") && index.contains("href=\"/info.html\""));
-    assert!(index.contains("<title>[127.0.0.20] — a chatmail relay</title>"), "{index}");
+    assert!(
+        index.contains("<title>[127.0.0.20] — a chatmail relay</title>"),
+        "{index}"
+    );
 
     let privacy = get_page(&r, &host, "/privacy.html");
     for p in PROMISES {
@@ -116,7 +141,10 @@ fn ip_relay_pages_follow_config() {
         "does not name a realtime relay or TURN server",
         "the operator keeps it for a limited time only",
     ] {
-        assert!(privacy.contains(live), "privacy page lacks live value {live:?}");
+        assert!(
+            privacy.contains(live),
+            "privacy page lacks live value {live:?}"
+        );
     }
     // All four operator details unset: said so, four times (plus the contact).
     assert!(
@@ -124,16 +152,36 @@ fn ip_relay_pages_follow_config() {
         "{privacy}"
     );
     // Open registration: both ways of creating a profile.
-    assert!(privacy.contains("makes up an address on [127.0.0.20]"), "{privacy}");
+    assert!(
+        privacy.contains("makes up an address on [127.0.0.20]"),
+        "{privacy}"
+    );
 
     let info = get_page(&r, &host, "/info.html");
-    for live in ["15 days after arrival", "250 MiB", "10 MiB", "42 messages per minute", "needs no DNS records", "name@[127.0.0.20]"] {
+    for live in [
+        "15 days after arrival",
+        "250 MiB",
+        "10 MiB",
+        "42 messages per minute",
+        "needs no DNS records",
+        "name@[127.0.0.20]",
+    ] {
         assert!(info.contains(live), "info page lacks {live:?}");
     }
 
     // LAN page from loopback (in the default status_networks).
     let status = get_page(&r, &host, "/status");
-    for want in ["[127.0.0.20]", "open: anyone", "used,", "free on the data disk", "self-signed", "not set in", "privacy_postal", "<svg", "Self-check"] {
+    for want in [
+        "[127.0.0.20]",
+        "open: anyone",
+        "used,",
+        "free on the data disk",
+        "self-signed",
+        "not set in",
+        "privacy_postal",
+        "<svg",
+        "Self-check",
+    ] {
         assert!(status.contains(want), "status lacks {want:?}\n{status}");
     }
     r.assert_no_panic();
@@ -158,7 +206,10 @@ fn domain_relay_pages_follow_config() {
     );
     let host = "chat.example";
     let index = get_page(&r, host, "/");
-    assert!(index.contains("href=\"DCACCOUNT:https://chat.example/new\""), "{index}");
+    assert!(
+        index.contains("href=\"DCACCOUNT:https://chat.example/new\""),
+        "{index}"
+    );
     assert!(index.contains("<svg"));
     let privacy = get_page(&r, host, "/privacy.html");
     for p in PROMISES {
@@ -202,7 +253,14 @@ fn config_values_are_escaped() {
     );
     for path in ["/", "/privacy.html", "/info.html", "/status"] {
         let body = get_page(&r, &r.ip(), path);
-        for raw in ["<script>", "<img", "<h1>pwned", "<b>turn", "{{domain}}", "'quote'"] {
+        for raw in [
+            "<script>",
+            "<img",
+            "<h1>pwned",
+            "<b>turn",
+            "{{domain}}",
+            "'quote'",
+        ] {
             assert!(!body.contains(raw), "{path}: unescaped {raw:?}");
         }
     }
@@ -221,32 +279,59 @@ fn config_values_are_escaped() {
 #[test]
 fn bad_requests_and_status_from_outside() {
     // 127.0.0.23 is outside these ranges: the relay treats it as public.
-    let mut r = Relay::start_with(23, "status_networks = 10.0.0.0/8 fd00::/8\nregistration = invite\n");
+    let mut r = Relay::start_with(
+        23,
+        "status_networks = 10.0.0.0/8 fd00::/8\nregistration = invite\n",
+    );
     let host = r.ip();
     let st = https_get(r.sock(443), &host, "/status");
     assert_eq!(st.status, 403, "{st:?}");
-    assert!(st.body_str().contains("only available on the local network"));
+    assert!(st
+        .body_str()
+        .contains("only available on the local network"));
     assert!(!st.body_str().contains("DCACCOUNT") && !st.body_str().contains("dclogin"));
     let inv = https_post(r.sock(443), &host, "/status/invite", b"");
     assert_eq!(inv.status, 403, "{inv:?}");
     // The public pages still work, and show no invitation in invite mode.
     let index = get_page(&r, &host, "/");
-    assert!(!index.contains("<svg") && !index.contains("dclogin:"), "{index}");
+    assert!(
+        !index.contains("<svg") && !index.contains("dclogin:"),
+        "{index}"
+    );
     assert!(index.contains("need an invitation"), "{index}");
 
-    for path in ["/nope", "/privacy", "/status/", "/index.htm", "/.git/config"] {
+    for path in [
+        "/nope",
+        "/privacy",
+        "/status/",
+        "/index.htm",
+        "/.git/config",
+    ] {
         assert_eq!(https_get(r.sock(443), &host, path).status, 404, "{path}");
     }
-    for (method, path) in [("POST", "/privacy.html"), ("PUT", "/"), ("DELETE", "/info.html"), ("POST", "/status"), ("HEAD", "/robots.txt")] {
+    for (method, path) in [
+        ("POST", "/privacy.html"),
+        ("PUT", "/"),
+        ("DELETE", "/info.html"),
+        ("POST", "/status"),
+        ("HEAD", "/robots.txt"),
+    ] {
         let resp = https_raw(
             r.sock(443),
             format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
         );
         assert_eq!(resp.status, 405, "{method} {path}: {resp:?}");
-        assert_eq!(resp.header("allow").as_deref(), Some("GET"), "{method} {path}");
+        assert_eq!(
+            resp.header("allow").as_deref(),
+            Some("GET"),
+            "{method} {path}"
+        );
     }
     let get = https_get(r.sock(443), &host, "/status/invite");
-    assert_eq!(get.status, 403, "outside the LAN even the method is not revealed");
+    assert_eq!(
+        get.status, 403,
+        "outside the LAN even the method is not revealed"
+    );
     for q in ["t=%zz", "t=%", "x=%ff%fe", "a=%00", "t=a%0d%0aSet-Cookie:x"] {
         let resp = https_get(r.sock(443), &host, &format!("/privacy.html?{q}"));
         assert_eq!(resp.status, 400, "{q}: {resp:?}");
@@ -255,9 +340,18 @@ fn bad_requests_and_status_from_outside() {
     }
     let long = format!("/info.html?x={}", "a".repeat(2000));
     assert_eq!(https_get(r.sock(443), &host, &long).status, 400);
-    let many = (0..40).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join("&");
-    assert_eq!(https_get(r.sock(443), &host, &format!("/?{many}")).status, 400);
+    let many = (0..40)
+        .map(|i| format!("k{i}=v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert_eq!(
+        https_get(r.sock(443), &host, &format!("/?{many}")).status,
+        400
+    );
     // A harmless query is ignored.
-    assert_eq!(https_get(r.sock(443), &host, "/info.html?lang=en").status, 200);
+    assert_eq!(
+        https_get(r.sock(443), &host, "/info.html?lang=en").status,
+        200
+    );
     r.assert_serving();
 }

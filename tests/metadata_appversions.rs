@@ -50,7 +50,10 @@ fn check_schema(v: &Value, official: bool) {
             let s = s.as_object().unwrap();
             let mut keys: Vec<&String> = s.keys().collect();
             keys.sort();
-            assert_eq!(keys, ["downloadUrl", "sourceId", "versionInteger", "versionString"]);
+            assert_eq!(
+                keys,
+                ["downloadUrl", "sourceId", "versionInteger", "versionString"]
+            );
             let sid = s["sourceId"].as_str().unwrap();
             assert!(!sid.is_empty() && !sids.contains(&sid));
             sids.push(sid);
@@ -75,7 +78,10 @@ fn shipped_index_operator_file_and_off() {
     let r = Relay::start(24);
     let mut c = r.login("appversn1");
     let v = server_entry(&mut c, KEY).expect("appversions served by default");
-    assert!(!v.contains('\n') && !v.contains('\r'), "not one line: {v:?}");
+    assert!(
+        !v.contains('\n') && !v.contains('\r'),
+        "not one line: {v:?}"
+    );
     check_schema(&serde_json::from_str(&v).unwrap(), true);
     drop(c);
     drop(r);
@@ -93,7 +99,10 @@ fn shipped_index_operator_file_and_off() {
     let mut c = r.login("appversn2");
     let v = server_entry(&mut c, KEY).expect("operator file served");
     assert!(!v.contains('\n'), "{v:?}");
-    assert!(v.contains("\"versionInteger\":800") && v.contains("line\\nbreak"), "{v}");
+    assert!(
+        v.contains("\"versionInteger\":800") && v.contains("line\\nbreak"),
+        "{v}"
+    );
     check_schema(&serde_json::from_str(&v).unwrap(), false);
     drop(c);
     drop(r);

@@ -26,7 +26,9 @@ fn keys_are(v: &serde_json::Map<String, Value>, want: &[&str], what: &str) -> Re
     let mut w = want.to_vec();
     w.sort_unstable();
     if have != w {
-        return Err(format!("{what} must have exactly the keys {want:?}, has {have:?}"));
+        return Err(format!(
+            "{what} must have exactly the keys {want:?}, has {have:?}"
+        ));
     }
     Ok(())
 }
@@ -102,7 +104,9 @@ pub fn load(setting: Option<&str>) -> Result<Option<String>, String> {
             }
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-            single_line(&text).map(Some).map_err(|e| format!("{path}: {e}"))
+            single_line(&text)
+                .map(Some)
+                .map_err(|e| format!("{path}: {e}"))
         }
     }
 }

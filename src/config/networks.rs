@@ -106,13 +106,25 @@ mod tests {
             "::ffff:8.8.8.8",
             "0.0.0.0",
         ] {
-            assert!(!is_lan(&nets, ip(public)), "{public} should count as public");
+            assert!(
+                !is_lan(&nets, ip(public)),
+                "{public} should count as public"
+            );
         }
     }
 
     #[test]
     fn parse_rejects_garbage() {
-        for bad in ["", "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0/8", "x", "1.2.3.4/+1", "1.2.3.4/0008"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0/8",
+            "x",
+            "1.2.3.4/+1",
+            "1.2.3.4/0008",
+        ] {
             assert!(Net::parse(bad).is_none(), "{bad:?}");
         }
         assert_eq!(parse_list("10.0.0.0/8 oops").unwrap_err(), "oops");

@@ -28,7 +28,12 @@ mod tests {
         let c = Config::from_ini("[params]\nmail_domain = a.example\n", None).unwrap();
         assert_eq!(
             missing_privacy_fields(&c),
-            ["privacy_postal", "privacy_mail", "privacy_pdo", "privacy_supervisor"]
+            [
+                "privacy_postal",
+                "privacy_mail",
+                "privacy_pdo",
+                "privacy_supervisor"
+            ]
         );
         let c = Config::from_ini(
             "[params]\nmail_domain = a.example\nprivacy_mail = x@a.example\nprivacy_pdo =   \n",

@@ -116,11 +116,19 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for bad in ["t=%", "t=%4", "t=%zz", "t=%ff", "t=%00", "t=a%0Ab", "t=\u{1}"] {
+        for bad in [
+            "t=%", "t=%4", "t=%zz", "t=%ff", "t=%00", "t=a%0Ab", "t=\u{1}",
+        ] {
             assert_eq!(Query::parse(bad), Err(QueryError::Malformed), "{bad:?}");
         }
-        assert_eq!(Query::parse(&"a".repeat(MAX_QUERY + 1)), Err(QueryError::TooLong));
-        let many = (0..=MAX_PARAMS).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join("&");
+        assert_eq!(
+            Query::parse(&"a".repeat(MAX_QUERY + 1)),
+            Err(QueryError::TooLong)
+        );
+        let many = (0..=MAX_PARAMS)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join("&");
         assert_eq!(Query::parse(&many), Err(QueryError::TooMany));
     }
 }

@@ -48,8 +48,10 @@ fn html(body: String, cache: bool) -> Response {
          base-uri 'none'; frame-ancestors 'none'"
             .to_string(),
     ));
-    r.headers.push(("X-Content-Type-Options", "nosniff".to_string()));
-    r.headers.push(("Referrer-Policy", "no-referrer".to_string()));
+    r.headers
+        .push(("X-Content-Type-Options", "nosniff".to_string()));
+    r.headers
+        .push(("Referrer-Policy", "no-referrer".to_string()));
     r.headers.push((
         "Cache-Control",
         if cache { "max-age=300" } else { "no-store" }.to_string(),
@@ -215,9 +217,7 @@ async fn new_account(ctx: &Ctx, req: &Request, query: &Query) -> Response {
     let c = new_credentials(cfg);
     match cfg.registration {
         Registration::Open => {}
-        Registration::Closed => {
-            return json_reason(403, "this relay does not create new accounts")
-        }
+        Registration::Closed => return json_reason(403, "this relay does not create new accounts"),
         Registration::Invite => {
             let Some(token) = query.get("t").or_else(|| query.get("token")) else {
                 return json_reason(403, "this relay needs an invite code to create an account");
@@ -244,9 +244,7 @@ async fn new_account(ctx: &Ctx, req: &Request, query: &Query) -> Response {
             let addr = c.email.clone();
             let r = ctx
                 .writer
-                .run(move |s| {
-                    s.redeem_invite(&th, now, &addr, &hash, crate::clock::today())
-                })
+                .run(move |s| s.redeem_invite(&th, now, &addr, &hash, crate::clock::today()))
                 .await;
             match r {
                 Ok(Ok(_)) => log::info!("created a new account with an invite"),
@@ -293,4 +291,3 @@ fn autoconfig(ctx: &Ctx) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<clientConfig version=\"1.1\">\n  <emailProvider id=\"{d}\">\n    <domain>{d}</domain>\n    <displayName>{d} chatmail</displayName>\n    <displayShortName>{d}</displayShortName>\n{servers}  </emailProvider>\n</clientConfig>\n"
     )
 }
-

@@ -473,7 +473,10 @@ impl Auth {
         let th = super::registration::token_hash(token);
         let now = crate::clock::now_secs();
         match self.store.get_invite(&th).map_err(tmp)? {
-            Some(inv) if inv.check(now).is_ok() => {}
+            // Only tokens made for a dclogin: QR open an account this way;
+            // a DCACCOUNT token (maybe N-use, known to several people)
+            // must not become someone's password.
+            Some(inv) if inv.dclogin && inv.check(now).is_ok() => {}
             _ => {
                 self.strike(addr);
                 return Err(AuthError::Invalid);

@@ -120,10 +120,7 @@ impl Store {
             t.insert(hash.as_slice(), inv.encode().as_slice())?;
         }
         if first {
-            let prev = tx
-                .open_table(COUNTERS)?
-                .get(FIRST_KEY)?
-                .map(|v| v.value());
+            let prev = tx.open_table(COUNTERS)?.get(FIRST_KEY)?.map(|v| v.value());
             if let Some(prev) = prev {
                 Self::revoke_tx(&tx, prev)?;
             }
@@ -137,7 +134,8 @@ impl Store {
     pub fn get_invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>> {
         let tx = self.db().begin_read()?;
         let t = tx.open_table(INVITES)?;
-        Ok(t.get(hash.as_slice())?.and_then(|v| Invite::decode(v.value())))
+        Ok(t.get(hash.as_slice())?
+            .and_then(|v| Invite::decode(v.value())))
     }
 
     /// Every invite, oldest first.
@@ -198,7 +196,9 @@ impl Store {
         let tx = self.db().begin_write()?;
         {
             let mut t = tx.open_table(INVITES)?;
-            let inv = t.get(hash.as_slice())?.and_then(|v| Invite::decode(v.value()));
+            let inv = t
+                .get(hash.as_slice())?
+                .and_then(|v| Invite::decode(v.value()));
             let Some(mut inv) = inv else {
                 return Ok(Err(Refusal::Unknown));
             };
@@ -248,35 +248,58 @@ mod tests {
         let (s, d) = store();
         let h = [7u8; 32];
         let id = s.add_invite(&h, 2, 100, 1000, false, false).unwrap();
-        assert_eq!(s.redeem_invite(&h, 200, "a@x", "h", 1).unwrap().unwrap().addr, "a@x");
+        assert_eq!(
+            s.redeem_invite(&h, 200, "a@x", "h", 1)
+                .unwrap()
+                .unwrap()
+                .addr,
+            "a@x"
+        );
         assert!(s.get_account("a@x").unwrap().is_some());
         assert!(s.redeem_invite(&h, 200, "b@x", "h", 1).unwrap().is_ok());
-        assert_eq!(s.redeem_invite(&h, 200, "c@x", "h", 1).unwrap().unwrap_err(), Refusal::Used);
+        assert_eq!(
+            s.redeem_invite(&h, 200, "c@x", "h", 1)
+                .unwrap()
+                .unwrap_err(),
+            Refusal::Used
+        );
         assert!(s.get_account("c@x").unwrap().is_none());
         let h2 = [8u8; 32];
         let id2 = s.add_invite(&h2, 1, 100, 1000, false, false).unwrap();
         assert_eq!(
-            s.redeem_invite(&h2, 1000, "d@x", "h", 1).unwrap().unwrap_err(),
+            s.redeem_invite(&h2, 1000, "d@x", "h", 1)
+                .unwrap()
+                .unwrap_err(),
             Refusal::Expired
         );
         assert!(s.revoke_invite(id2).unwrap());
         assert!(!s.revoke_invite(999).unwrap());
         assert_eq!(
-            s.redeem_invite(&h2, 200, "d@x", "h", 1).unwrap().unwrap_err(),
+            s.redeem_invite(&h2, 200, "d@x", "h", 1)
+                .unwrap()
+                .unwrap_err(),
             Refusal::Revoked
         );
         assert_eq!(
-            s.redeem_invite(&[9u8; 32], 200, "d@x", "h", 1).unwrap().unwrap_err(),
+            s.redeem_invite(&[9u8; 32], 200, "d@x", "h", 1)
+                .unwrap()
+                .unwrap_err(),
             Refusal::Unknown
         );
         // A taken address is store-level `Exists` and costs no use.
         let h3 = [10u8; 32];
         s.add_invite(&h3, 1, 100, 1000, false, false).unwrap();
-        assert!(matches!(s.redeem_invite(&h3, 200, "a@x", "h", 1), Err(StoreError::Exists)));
+        assert!(matches!(
+            s.redeem_invite(&h3, 200, "a@x", "h", 1),
+            Err(StoreError::Exists)
+        ));
         assert_eq!(s.get_invite(&h3).unwrap().unwrap().uses_left, 1);
         // The first-start invite replaces its predecessor.
-        let f1 = s.add_invite(&[11u8; 32], 1, 100, 1000, false, true).unwrap();
-        s.add_invite(&[12u8; 32], 1, 100, 1000, false, true).unwrap();
+        let f1 = s
+            .add_invite(&[11u8; 32], 1, 100, 1000, false, true)
+            .unwrap();
+        s.add_invite(&[12u8; 32], 1, 100, 1000, false, true)
+            .unwrap();
         let list = s.list_invites().unwrap();
         assert!(list.iter().find(|i| i.id == f1).unwrap().revoked);
         assert_eq!(list.iter().find(|i| i.id == id).unwrap().uses_left, 0);

@@ -127,7 +127,11 @@ pub fn index(s: &Strings, cfg: &Config) -> String {
     match cfg.registration {
         Registration::Open => {
             b.push_str(&p(cfg, s.index_open));
-            b.push_str(&invite_block(s, cfg, &crate::relay::invite::invitation(cfg)));
+            b.push_str(&invite_block(
+                s,
+                cfg,
+                &crate::relay::invite::invitation(cfg),
+            ));
         }
         Registration::Invite => b.push_str(&format!(
             "<p class=\"card\">{}</p>\n",
@@ -291,12 +295,15 @@ pub fn certificate_line(s: &Strings, cfg: &Config) -> String {
     match &cfg.tls_mode {
         TlsMode::SelfSigned => {
             let (c, _) = crate::tls::self_signed_paths(&cfg.data_dir);
-            fill(s.status_cert_self_signed, &[("path", &c.display().to_string())])
+            fill(
+                s.status_cert_self_signed,
+                &[("path", &c.display().to_string())],
+            )
         }
-        TlsMode::External { cert, .. } => {
-            fill(s.status_cert_external, &[("path", &cert.display().to_string())])
-        }
+        TlsMode::External { cert, .. } => fill(
+            s.status_cert_external,
+            &[("path", &cert.display().to_string())],
+        ),
         TlsMode::Acme => s.status_cert_acme.to_string(),
     }
 }
-

@@ -69,11 +69,17 @@ pub fn page(s: &Strings, cfg: &Config, facts: &Facts, checks: &[Check]) -> Strin
         Registration::Invite => s.status_reg_invite,
         Registration::Closed => s.status_reg_closed,
     };
-    b.push_str(&format!("<dt>{}</dt><dd>{reg}</dd>\n", s.status_registration));
+    b.push_str(&format!(
+        "<dt>{}</dt><dd>{reg}</dd>\n",
+        s.status_registration
+    ));
     b.push_str(&format!(
         "<dt>{}</dt><dd>{}</dd>\n",
         s.status_accounts,
-        facts.accounts.map(|n| n.to_string()).unwrap_or(unknown.clone())
+        facts
+            .accounts
+            .map(|n| n.to_string())
+            .unwrap_or(unknown.clone())
     ));
     let used = facts.used_bytes.map(human_bytes).unwrap_or(unknown.clone());
     let free = facts.free_bytes.map(human_bytes).unwrap_or(unknown);
@@ -99,9 +105,11 @@ pub fn page(s: &Strings, cfg: &Config, facts: &Facts, checks: &[Check]) -> Strin
     }
     b.push_str(&format!("<h2>{}</h2>\n", s.status_invite_head));
     match cfg.registration {
-        Registration::Open => {
-            b.push_str(&invite_block(s, cfg, &crate::relay::invite::invitation(cfg)))
-        }
+        Registration::Open => b.push_str(&invite_block(
+            s,
+            cfg,
+            &crate::relay::invite::invitation(cfg),
+        )),
         Registration::Invite => {
             if let Some(link) = &facts.new_invite {
                 b.push_str(&format!("<p>{}</p>\n", s.status_new_invite_done));
