@@ -137,8 +137,7 @@ fn invite_mode_on_an_ip_relay() {
     let (_, list, _) = cli(&r, &["list"]);
     let id = list
         .lines()
-        .filter(|l| l.contains("valid"))
-        .last()
+        .rfind(|l| l.contains("valid"))
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_string();
