@@ -9,8 +9,9 @@ use std::rc::Rc;
 use chatrelay::config::Config;
 
 const USAGE: &str = "usage:
-  chatrelay serve  [--config chatmail.ini] [--data-dir DIR] [--heartbeat-file PATH]
-                   run the relay (the event loop touches PATH every second)
+  chatrelay serve  [--config chatmail.ini] [--data-dir DIR] [--heartbeat-file PATH] [--logs-in-ram]
+                   run the relay (the event loop touches PATH every second;
+                   --logs-in-ram: as logs_in_ram = true)
   chatrelay invite [--config chatmail.ini] [--data-dir DIR]   print an invitation link and QR code
                    (invite mode: the first-start invitation while no account exists)
   chatrelay invite new [--uses N] [--expires 7d]   make an invite token (registration = invite)
@@ -32,6 +33,7 @@ struct Args {
     heartbeat_file: Option<PathBuf>,
     dry_run: bool,
     days: i64,
+    logs_in_ram: bool,
     /// Words after the command (`invite new`, `invite revoke 3`).
     words: Vec<String>,
     uses: u32,
@@ -49,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
         heartbeat_file: None,
         dry_run: false,
         days: 0,
+        logs_in_ram: false,
         words: Vec::new(),
         uses: 1,
         expires: 7 * 86400,
@@ -61,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
                 a.heartbeat_file = Some(it.next().ok_or("--heartbeat-file needs a path")?.into())
             }
             "--dry-run" => a.dry_run = true,
+            "--logs-in-ram" => a.logs_in_ram = true,
             "--days" => {
                 a.days = it
                     .next()
@@ -155,6 +159,9 @@ fn load_config(a: &Args) -> Result<Config, String> {
     }
     if let Some(h) = &a.heartbeat_file {
         cfg.heartbeat_file = Some(h.clone());
+    }
+    if a.logs_in_ram {
+        cfg.logs_in_ram = true;
     }
     for k in &cfg.unused_keys {
         log::warn!("config: unknown key {k:?} ignored");
@@ -393,8 +400,14 @@ fn serve(cfg: Config) -> Result<(), String> {
     match ctx.cfg.registration {
         Registration::Open if ctx.cfg.self_signed() => print_invitation(&ctx.cfg),
         Registration::Invite => {
+            // Only to a terminal: where stdout is a log (the appliance's
+            // syslog), the secret stays out of it; `chatrelay invite` and
+            // /status show it there.
+            use std::io::IsTerminal;
             if let Some(l) = ctx.first_invite.borrow().as_deref() {
-                print_link(&ctx.cfg, "First invitation (single use, 30 days)", l);
+                if std::io::stdout().is_terminal() {
+                    print_link(&ctx.cfg, "First invitation (single use, 30 days)", l);
+                }
             }
         }
         _ => {}

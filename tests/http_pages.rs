@@ -130,7 +130,8 @@ fn ip_relay_pages_follow_config() {
     }
     for live in [
         "every message is deleted 15 days after it arrived",
-        "already after 3 days",
+        "that were read already after 3 days",
+        "removed until it is at 70 %",
         "for 60 days is deleted",
         "250 MiB",
         "10 MiB per message",

@@ -142,8 +142,8 @@ pub static EN: Strings = Strings {
     privacy_unlike_head: "What this relay never does",
     privacy_unlike: [
         "It keeps no message for long: every message is deleted {{mail_days}} days after it \
-         arrived, large ones (over 200 kB) already after {{large_days}} days, whether or not it \
-         was read.",
+         arrived, whether or not it was read; large ones (over 200 kB) that were read already \
+         after {{large_days}} days.",
         "It sends and accepts only messages encrypted with OpenPGP. The only exceptions are the \
          short setup messages with which two Delta Chat apps start an encrypted chat \
          (Secure-Join), a user's own encrypted key-transfer message, and delivery-failure \
@@ -173,13 +173,16 @@ pub static EN: Strings = Strings {
          the last login; a profile without a login for {{inactive_days}} days is deleted with \
          all its messages.",
         "Messages for your devices, until you delete them or for at most {{mail_days}} days \
-         ({{large_days}} days for messages over 200 kB). One profile may hold up to \
-         {{mailbox_size}} and {{max_messages}} messages.",
+         ({{large_days}} days for read messages over 200 kB). One profile may hold up to \
+         {{mailbox_size}} and {{max_messages}} messages; when the inbox is over 70 % of that \
+         at the daily clean-up, or a delivery would take it over 75 %, its oldest messages \
+         (older than a day) are removed until it is at 70 %.",
         "Messages on their way to another server, until that server takes them, for at most \
          {{queue_time}}; after that the sender gets a delivery-failure report.",
-        "If you turn on push notifications, the token your app gives the relay for that, for \
-         at most 90 days. When a message arrives, the relay passes this token to the \
-         notification service ({{notification_host}}); the message itself never goes there.",
+        "If you turn on push notifications, the token your app gives the relay for that \
+         (encrypted by the app for the notification service), for at most 90 days. When a \
+         message arrives, the relay passes only this token to the notification service \
+         ({{notification_host}}): no address, no sender, no content.",
         "You can read, download and delete everything stored for you yourself, with Delta Chat \
          or any standard IMAP e-mail program, without asking the operator.",
         "Nothing else: no contact lists, no phone numbers, no other e-mail addresses, no \
@@ -278,7 +281,7 @@ pub static EN: Strings = Strings {
         leaves your device; the relay only ever sees ciphertext.",
     info_limits_head: "Limits",
     info_limits: [
-        "Messages are deleted {{mail_days}} days after arrival, large ones (over 200 kB) after \
+        "Messages are deleted {{mail_days}} days after arrival, read ones over 200 kB after \
          {{large_days}} days.",
         "Profiles without a login for {{inactive_days}} days are deleted.",
         "Storage per profile: {{mailbox_size}}, at most {{max_messages}} messages.",
