@@ -26,6 +26,10 @@ use crate::store::Store;
 pub const TOKEN_LEN: usize = 24;
 /// Validity of invites made from the status page.
 pub const STATUS_PAGE_TTL: i64 = 7 * 86400;
+/// Most invites kept (the status page can make them on request).
+pub const MAX_INVITES: u64 = 10_000;
+/// Expired invites stay listed this long, then go.
+pub const KEEP_EXPIRED: i64 = 30 * 86400;
 /// Validity of the first-start invite.
 pub const FIRST_TTL: i64 = 30 * 86400;
 
@@ -88,6 +92,14 @@ pub fn create(
     }
     if ttl_secs <= 0 {
         return Err("an invite needs a validity above zero".into());
+    }
+    let kept = store
+        .drop_stale_invites(now, KEEP_EXPIRED)
+        .map_err(|e| format!("cannot tidy the invites: {e}"))?;
+    if kept >= MAX_INVITES {
+        return Err(format!(
+            "{kept} invites exist already; revoke some or wait until they expire"
+        ));
     }
     let token = new_token(cfg);
     let id = store

@@ -130,6 +130,29 @@ impl Store {
         Ok(id)
     }
 
+    /// Drop invites that expired more than `keep` seconds before `now`;
+    /// returns how many invites remain.
+    pub fn drop_stale_invites(&self, now: i64, keep: i64) -> Result<u64> {
+        let tx = self.db().begin_write()?;
+        let left = {
+            let mut t = tx.open_table(INVITES)?;
+            let stale: Vec<Vec<u8>> = t
+                .iter()?
+                .filter_map(|e| e.ok())
+                .filter(|(_, v)| {
+                    Invite::decode(v.value()).is_some_and(|i| i.expires < now.saturating_sub(keep))
+                })
+                .map(|(k, _)| k.value().to_vec())
+                .collect();
+            for k in stale {
+                t.remove(k.as_slice())?;
+            }
+            redb::ReadableTableMetadata::len(&t)?
+        };
+        tx.commit()?;
+        Ok(left)
+    }
+
     /// The invite stored under `hash`.
     pub fn get_invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>> {
         let tx = self.db().begin_read()?;
@@ -302,6 +325,10 @@ mod tests {
             .unwrap();
         let list = s.list_invites().unwrap();
         assert!(list.iter().find(|i| i.id == f1).unwrap().revoked);
+        // Expired long ago: dropped; the rest stay.
+        let n = list.len() as u64;
+        assert_eq!(s.drop_stale_invites(1000 + 50, 100).unwrap(), n);
+        assert_eq!(s.drop_stale_invites(1000 + 101, 100).unwrap(), 0);
         assert_eq!(list.iter().find(|i| i.id == id).unwrap().uses_left, 0);
         drop(s);
         let _ = std::fs::remove_dir_all(d);
