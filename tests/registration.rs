@@ -129,6 +129,11 @@ fn invite_mode_on_an_ip_relay() {
     assert!(login(&r, &email, &password).ok());
     refused(&redeem(&r, &host, &t2), "already been used");
     assert!(login(&r, &r.addr("thirduser"), &t2).no());
+    // A GET (link preview, prefetch) never spends an invite.
+    let t3 = token_of(&new_invite(&r, &[]));
+    let g = https_get(r.sock(443), &host, &format!("/new?t={t3}"));
+    assert_eq!(g.status, 405, "{g:?}");
+    assert_eq!(redeem(&r, &host, &t3).status, 200);
 
     refused(&redeem(&r, &host, "forgedtokenforgedtoken00"), "not valid");
     refused(&redeem(&r, &host, "x"), "not valid");

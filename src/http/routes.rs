@@ -198,6 +198,11 @@ async fn new_account(ctx: &Ctx, req: &Request, query: &Query) -> Response {
     let self_signed = cfg.self_signed();
     match req.method.as_str() {
         "POST" => {}
+        // A GET may come from a link preview or a prefetch: it never spends
+        // an invite.
+        "GET" if self_signed && cfg.registration == Registration::Invite => {
+            return json_reason(405, "an invite code is redeemed with POST")
+        }
         "GET" if self_signed => {}
         "GET" => {
             let mut r = Response::text(301, "");
