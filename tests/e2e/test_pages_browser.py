@@ -44,7 +44,8 @@ def test_browser_tools_installed():
     assert ZBARIMG, "zbarimg missing (apt-get install zbar-tools)"
 
 
-def shoot(url: str, relay_ip: str, out: Path, size: tuple[int, int], work: Path) -> dict:
+def shoot(url: str, relay_ip: str, out: Path, size: tuple[int, int], work: Path,
+          dark: bool = False) -> dict:
     """Load ``url`` once: screenshot, console lines, the page's requests."""
     netlog = work / (out.stem + ".netlog.json")
     profile = work / (out.stem + ".profile")
@@ -68,10 +69,12 @@ def shoot(url: str, relay_ip: str, out: Path, size: tuple[int, int], work: Path)
         "--enable-logging=stderr",
         "--v=0",
         f"--window-size={size[0]},{size[1]}",
-        "--virtual-time-budget=3000",
+        "--virtual-time-budget=500",
         f"--screenshot={out}",
-        url,
     ]
+    if dark:
+        cmd.append("--force-dark-mode")  # prefers-color-scheme: dark
+    cmd.append(url)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert p.returncode == 0, p.stderr[-3000:]
     assert out.exists() and out.stat().st_size > 1000, p.stderr[-3000:]
@@ -130,6 +133,13 @@ def test_pages_in_chromium(relay_factory, tmp_path):
             url = relay.https_url(path)
             check_load(shoot(url, relay.ip, out, size, tmp_path), relay.ip, url)
             shots[f"{name}-{width}"] = out
+    # Dark colours (prefers-color-scheme), with a QR code still readable.
+    for name in ("index", "privacy"):
+        out = tmp_path / f"{name}-phone-dark.png"
+        url = relay.https_url(PAGES[name])
+        check_load(shoot(url, relay.ip, out, WIDTHS["phone"], tmp_path, dark=True), relay.ip, url)
+        shots[f"{name}-phone-dark"] = out
+    assert decode_qr(shots["index-phone-dark"]).startswith("dclogin:")
     # The index QR (fresh credentials on every load) decodes to a dclogin:
     # link of this relay, and those credentials log in.
     for width in WIDTHS:
