@@ -37,22 +37,23 @@ impl Net {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
         match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
+            (IpAddr::V4(n), IpAddr::V4(a)) => self.v4(n, a),
+            // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
+            (IpAddr::V4(n), IpAddr::V6(a)) => a.to_ipv4_mapped().is_some_and(|a| self.v4(n, a)),
+            (IpAddr::V6(n), IpAddr::V6(a)) => self.v6(n, a),
+            (IpAddr::V6(n), IpAddr::V4(a)) => self.v6(n, a.to_ipv6_mapped()),
         }
+    }
+
+    fn v4(&self, n: std::net::Ipv4Addr, a: std::net::Ipv4Addr) -> bool {
+        let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+        u32::from(n) & mask == u32::from(a) & mask
+    }
+
+    fn v6(&self, n: std::net::Ipv6Addr, a: std::net::Ipv6Addr) -> bool {
+        let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+        u128::from(n) & mask == u128::from(a) & mask
     }
 }
 
@@ -131,6 +132,9 @@ mod tests {
         let all = Net::parse("0.0.0.0/0").unwrap();
         assert!(all.contains(ip("203.0.113.9")));
         assert!(!all.contains(ip("2001:db8::1")));
+        let mapped = Net::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains(ip("::ffff:10.1.2.3")) && mapped.contains(ip("10.1.2.3")));
+        assert!(!mapped.contains(ip("11.0.0.1")));
         let host = Net::parse("127.0.0.21").unwrap();
         assert!(host.contains(ip("127.0.0.21")) && !host.contains(ip("127.0.0.22")));
     }
