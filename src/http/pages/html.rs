@@ -128,7 +128,10 @@ mod tests {
             "&lt;i&gt; and {{b}}"
         );
         // A value that itself looks like a marker is not expanded again.
-        assert_eq!(fill("{{a}}", &[("a", "{{b}}"), ("b", "<")]), "{{b}}");
+        assert_eq!(
+            fill("{{a}}", &[("a", "{{b}}"), ("b", "<")]),
+            "&#123;&#123;b&#125;&#125;"
+        );
     }
 
     #[test]
