@@ -315,7 +315,7 @@ fn bad_requests_and_status_from_outside() {
         ("PUT", "/"),
         ("DELETE", "/info.html"),
         ("POST", "/status"),
-        ("HEAD", "/robots.txt"),
+        ("PATCH", "/robots.txt"),
     ] {
         let resp = https_raw(
             r.sock(443),
@@ -324,10 +324,18 @@ fn bad_requests_and_status_from_outside() {
         assert_eq!(resp.status, 405, "{method} {path}: {resp:?}");
         assert_eq!(
             resp.header("allow").as_deref(),
-            Some("GET"),
+            Some("GET, HEAD"),
             "{method} {path}"
         );
     }
+    // HEAD: the header fields of GET, no content (RFC 9110 §9.3.2).
+    let head = https_raw(
+        r.sock(443),
+        format!("HEAD /info.html HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(head.status, 200, "{head:?}");
+    let len: usize = head.header("content-length").unwrap().parse().unwrap();
+    assert!(len > 1000 && head.body.is_empty(), "{head:?}");
     let get = https_get(r.sock(443), &host, "/status/invite");
     assert_eq!(
         get.status, 403,

@@ -238,7 +238,12 @@ pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool, lan: bool) {
         } else {
             routes::route(&ctx, &req, lan).await
         };
-        if s.send(&resp.encode(keep_alive)).await.is_err() {
+        let mut out = resp.encode(keep_alive);
+        if req.method == "HEAD" {
+            // RFC 9110 §9.3.2: the GET answer's header fields, no content.
+            out.truncate(out.len() - resp.body.len());
+        }
+        if s.send(&out).await.is_err() {
             return;
         }
         if !keep_alive {

@@ -117,8 +117,8 @@ pub async fn route(ctx: &Ctx, req: &Request, lan: bool) -> Response {
     if !known {
         return Response::text(404, "not found\n");
     }
-    if req.method != "GET" {
-        return method_not_allowed("GET");
+    if req.method != "GET" && req.method != "HEAD" {
+        return method_not_allowed("GET, HEAD");
     }
     let s = strings::for_language(req.header("accept-language"));
     match path {
