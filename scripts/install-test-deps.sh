@@ -3,7 +3,7 @@
 # Idempotent: a second run does (almost) nothing.
 #
 #   - Debian packages the tests use (gnupg: the e2e tests encrypt real
-#     OpenPGP messages with gpg).
+#     OpenPGP messages with gpg; chromium + zbar-tools: the pages test).
 #   - <repo>/.venv with the pinned packages of tests/e2e/requirements.txt
 #     (Delta Chat core as deltachat-rpc-server, its Python client, pytest...).
 #     The venv is rebuilt when requirements.txt changes or the venv is broken.
@@ -34,6 +34,10 @@ apt_install() {
 need=()
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v timeout >/dev/null 2>&1 || need+=(coreutils)
+# The web pages in a real browser, and the QR code in its screenshot
+# (tests/e2e/test_pages_browser.py).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # --- Python venv -----------------------------------------------------------

@@ -9,9 +9,14 @@ use std::rc::Rc;
 use chatrelay::config::Config;
 
 const USAGE: &str = "usage:
-  chatrelay serve  [--config chatmail.ini] [--data-dir DIR] [--heartbeat-file PATH]
-                   run the relay (the event loop touches PATH every second)
+  chatrelay serve  [--config chatmail.ini] [--data-dir DIR] [--heartbeat-file PATH] [--logs-in-ram]
+                   run the relay (the event loop touches PATH every second;
+                   --logs-in-ram: as logs_in_ram = true)
   chatrelay invite [--config chatmail.ini] [--data-dir DIR]   print an invitation link and QR code
+                   (invite mode: the first-start invitation while no account exists)
+  chatrelay invite new [--uses N] [--expires 7d]   make an invite token (registration = invite)
+  chatrelay invite list                            list invites (id, state, uses, expiry)
+  chatrelay invite revoke ID                       revoke an invite
   chatrelay dns    [--config chatmail.ini] [--data-dir DIR]   print the DNS records to publish (zone file lines)
   chatrelay prune  [--config chatmail.ini] [--data-dir DIR] [--dry-run] [--days N]
                    apply the retention rules now (as if N days later); works
@@ -28,6 +33,12 @@ struct Args {
     heartbeat_file: Option<PathBuf>,
     dry_run: bool,
     days: i64,
+    logs_in_ram: bool,
+    /// Words after the command (`invite new`, `invite revoke 3`).
+    words: Vec<String>,
+    uses: u32,
+    /// Seconds.
+    expires: i64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -40,6 +51,10 @@ fn parse_args() -> Result<Args, String> {
         heartbeat_file: None,
         dry_run: false,
         days: 0,
+        logs_in_ram: false,
+        words: Vec::new(),
+        uses: 1,
+        expires: 7 * 86400,
     };
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -49,13 +64,29 @@ fn parse_args() -> Result<Args, String> {
                 a.heartbeat_file = Some(it.next().ok_or("--heartbeat-file needs a path")?.into())
             }
             "--dry-run" => a.dry_run = true,
+            "--logs-in-ram" => a.logs_in_ram = true,
             "--days" => {
                 a.days = it
                     .next()
                     .and_then(|v| v.parse().ok())
                     .ok_or("--days needs a whole number")?;
             }
+            "--uses" => {
+                a.uses = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--uses needs a whole number above 0")?;
+            }
+            "--expires" => {
+                let v = it
+                    .next()
+                    .ok_or("--expires needs a duration like 7d or 12h")?;
+                a.expires = chatrelay::config::parse_duration("--expires", &v)
+                    .map_err(|e| e.to_string())? as i64;
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
+            w if !w.starts_with('-') => a.words.push(w.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -128,6 +159,9 @@ fn load_config(a: &Args) -> Result<Config, String> {
     }
     if let Some(h) = &a.heartbeat_file {
         cfg.heartbeat_file = Some(h.clone());
+    }
+    if a.logs_in_ram {
+        cfg.logs_in_ram = true;
     }
     for k in &cfg.unused_keys {
         log::warn!("config: unknown key {k:?} ignored");
@@ -226,10 +260,157 @@ fn prune(cfg: &Config, days: i64, dry_run: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// One command over the running relay's control socket; `None` when no
+/// relay answers there (then the store is opened directly).
+fn control(cfg: &Config, line: &str) -> Option<Result<String, String>> {
+    use std::io::{Read, Write};
+    let sock = chatrelay::prune::control::path(cfg);
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).ok()?;
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    if let Err(e) = writeln!(s, "{line}") {
+        return Some(Err(e.to_string()));
+    }
+    let mut reply = String::new();
+    if let Err(e) = s.read_to_string(&mut reply) {
+        return Some(Err(e.to_string()));
+    }
+    let reply = reply.trim_end();
+    Some(match reply.strip_prefix("ok") {
+        Some(r) => Ok(r.trim_start_matches(' ').to_string()),
+        None => Err(reply.strip_prefix("error ").unwrap_or(reply).to_string()),
+    })
+}
+
+fn open_store(cfg: &Config) -> Result<chatrelay::store::Store, String> {
+    chatrelay::store::Store::open(&cfg.data_dir)
+        .map_err(|e| format!("cannot open the store in {}: {e}", cfg.data_dir.display()))
+}
+
+fn print_link(cfg: &Config, what: &str, link: &str) {
+    println!("\n{what} for {}:\n", cfg.mail_domain);
+    println!("{}", chatrelay::relay::invite::terminal_qr(link));
+    println!("{link}\n");
+}
+
+/// `chatrelay invite [new|list|revoke ID]`.
+fn invite(cfg: &Config, a: &Args) -> Result<(), String> {
+    use chatrelay::config::Registration;
+    use chatrelay::relay::registration;
+    let words: Vec<&str> = a.words.iter().map(|w| w.as_str()).collect();
+    let now = chatrelay::clock::now_secs();
+    match words.as_slice() {
+        [] if cfg.registration == Registration::Open => {
+            print_invitation(cfg);
+            Ok(())
+        }
+        [] if cfg.registration == Registration::Closed => {
+            println!(
+                "{} takes no new accounts (registration = closed).",
+                cfg.mail_domain
+            );
+            Ok(())
+        }
+        [] => {
+            let first = match control(cfg, "invite-first") {
+                Some(r) => r?,
+                None => String::new(),
+            };
+            if first.is_empty() {
+                println!(
+                    "{} is invite-only: make an invitation with 'chatrelay invite new' or on the \
+                     status page (https://<this box>/status on the local network).",
+                    cfg.mail_domain
+                );
+            } else {
+                print_link(cfg, "First invitation (single use)", &first);
+            }
+            Ok(())
+        }
+        ["new"] => {
+            if cfg.registration != Registration::Invite {
+                eprintln!("note: registration is not 'invite' in this config; the token works only in invite mode");
+            }
+            let (id, link) = match control(cfg, &format!("invite-new {} {}", a.uses, a.expires)) {
+                Some(r) => {
+                    let r = r?;
+                    let (id, link) = r.split_once(' ').ok_or("bad reply from the relay")?;
+                    (id.to_string(), link.to_string())
+                }
+                None => {
+                    let store = open_store(cfg)?;
+                    let (id, l) = registration::create(&store, cfg, a.uses, a.expires, now, false)?;
+                    (id.to_string(), l)
+                }
+            };
+            print_link(
+                cfg,
+                &format!(
+                    "Invite {id} ({} use{}, valid {})",
+                    a.uses,
+                    if a.uses == 1 { "" } else { "s" },
+                    chatrelay::http::pages::human_duration(a.expires as u64)
+                ),
+                &link,
+            );
+            Ok(())
+        }
+        ["list"] => {
+            let text = match control(cfg, "invite-list") {
+                Some(r) => r?,
+                None => open_store(cfg)?
+                    .list_invites()
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(|i| registration::describe(i, now))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            };
+            let text = text.trim_start_matches('\n');
+            if text.is_empty() {
+                println!("no invites");
+            } else {
+                println!("  id  state    uses      expiry       kind\n{text}");
+            }
+            Ok(())
+        }
+        ["revoke", id] => {
+            let id: u64 = id.parse().map_err(|_| format!("bad invite id {id:?}"))?;
+            match control(cfg, &format!("invite-revoke {id}")) {
+                Some(r) => println!("{}", r?),
+                None => {
+                    if open_store(cfg)?
+                        .revoke_invite(id)
+                        .map_err(|e| e.to_string())?
+                    {
+                        println!("invite {id} revoked");
+                    } else {
+                        return Err(format!("no invite {id}"));
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Err(USAGE.to_string()),
+    }
+}
+
 fn serve(cfg: Config) -> Result<(), String> {
     let (ctx, queues) = chatrelay::relay::Ctx::open(cfg)?;
-    if ctx.cfg.self_signed() {
-        print_invitation(&ctx.cfg);
+    use chatrelay::config::Registration;
+    match ctx.cfg.registration {
+        Registration::Open if ctx.cfg.self_signed() => print_invitation(&ctx.cfg),
+        Registration::Invite => {
+            // Only to a terminal: where stdout is a log (the appliance's
+            // syslog), the secret stays out of it; `chatrelay invite` and
+            // /status show it there.
+            use std::io::IsTerminal;
+            if let Some(l) = ctx.first_invite.borrow().as_deref() {
+                if std::io::stdout().is_terminal() {
+                    print_link(&ctx.cfg, "First invitation (single use, 30 days)", l);
+                }
+            }
+        }
+        _ => {}
     }
     let ex = Rc::new(async_executor::LocalExecutor::new());
     let ex2 = ex.clone();
@@ -247,7 +428,7 @@ fn main() -> ExitCode {
     };
     let result = match args.cmd.as_str() {
         "serve" => load_config(&args).and_then(serve),
-        "invite" => load_config(&args).map(|c| print_invitation(&c)),
+        "invite" => load_config(&args).and_then(|c| invite(&c, &args)),
         "dns" => load_config(&args).and_then(|c| print_dns(&c)),
         "prune" => load_config(&args).and_then(|c| prune(&c, args.days, args.dry_run)),
         "version" | "--version" => {

@@ -29,7 +29,7 @@ pub enum Service {
 
 /// 443: one TLS acceptor; the negotiated ALPN picks IMAP, SMTP or HTTPS
 /// (spec §2.1: the client offers `imap` or `smtp`; anything else is HTTPS).
-async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream, ip: IpSlot) {
+async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream, ip: IpSlot, lan: bool) {
     let Some(hs) = ConnGuard::try_new(&ctx.handshakes, limits::MAX_HANDSHAKES) else {
         return;
     };
@@ -64,7 +64,7 @@ async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream, ip: IpSlot) {
         Service::Submissions => {
             crate::smtp::session::run(ctx, stream, crate::smtp::session::Mode::Submission, ip).await
         }
-        _ => crate::http::serve_conn(ctx, stream, true).await,
+        _ => crate::http::serve_conn(ctx, stream, true, lan).await,
     }
 }
 
@@ -102,8 +102,10 @@ async fn handle(ctx: Rc<Ctx>, service: Service, tcp: TcpStream, peer: IpAddr) {
     let Some(ip) = ctx.unauth.try_take(peer) else {
         return refuse(service, tcp).await;
     };
+    // Only a yes/no about the peer's range goes on (for `/status`).
+    let lan = crate::config::networks::is_lan(&ctx.cfg.status_networks, peer);
     if service == Service::Https {
-        return accept_443(ctx, tcp, ip).await;
+        return accept_443(ctx, tcp, ip, lan).await;
     }
     let Some(_slot) = service_slot(&ctx, service) else {
         return refuse(service, tcp).await;
@@ -131,7 +133,7 @@ async fn handle(ctx: Rc<Ctx>, service: Service, tcp: TcpStream, peer: IpAddr) {
         Service::Http => {
             // Port 80 serves a few fixed routes; its slot stays per address.
             let _ip = ip;
-            crate::http::serve_conn(ctx, Stream::new(Conn::Plain(tcp)), false).await
+            crate::http::serve_conn(ctx, Stream::new(Conn::Plain(tcp)), false, lan).await
         }
         Service::Mx => {
             // Peers never log in on port 25: the address slot lasts the connection.

@@ -1,7 +1,12 @@
 //! `chatmail.ini` → [`Config`]. Same `[params]` keys and defaults as upstream
 //! chatmail (spec §3), plus our own keys documented in the README.
 
+pub mod appversions;
+pub mod networks;
+pub mod privacy;
 pub mod url;
+
+pub use privacy::missing_privacy_fields;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,6 +21,17 @@ pub enum TlsMode {
     External { cert: PathBuf, key: PathBuf },
     /// Let's Encrypt (not implemented yet; falls back to self-signed with a warning).
     Acme,
+}
+
+/// Who may create an account (`registration`, our key; default `open` as upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// `/new` and create-on-first-login for any address that follows the rules.
+    Open,
+    /// Only with an invite token (`chatrelay invite new`).
+    Invite,
+    /// No new accounts at all.
+    Closed,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +109,15 @@ pub struct Config {
     pub dkim_selector: String,
     /// Sign with Ed25519 (RFC 8463) instead of RSA-2048.
     pub dkim_ed25519: bool,
+    /// Who may create accounts.
+    pub registration: Registration,
+    /// Peer ranges that may see `/status` (default: loopback and private ranges).
+    pub status_networks: Vec<networks::Net>,
+    /// The METADATA app-version index as one line of JSON; `None` = NIL
+    /// (`appversions_file = off`).
+    pub appversions: Option<String>,
+    /// The relay's log is kept in RAM only (the appliance); stated on the privacy page.
+    pub logs_in_ram: bool,
     /// Keys that were present but unknown (warned about at startup).
     pub unused_keys: Vec<String>,
 }
@@ -418,6 +443,27 @@ impl Config {
                 }
                 (h, m)
             },
+            registration: match p.string("registration", "open").trim().to_lowercase().as_str() {
+                "open" => Registration::Open,
+                "invite" => Registration::Invite,
+                "closed" => Registration::Closed,
+                other => {
+                    return Err(ConfigError(format!(
+                        "bad value for registration: {other:?} (expected open, invite or closed)"
+                    )))
+                }
+            },
+            status_networks: networks::parse_list(
+                &p.string("status_networks", networks::DEFAULT_STATUS_NETWORKS),
+            )
+            .map_err(|bad| {
+                ConfigError(format!(
+                    "bad value in status_networks: {bad:?} (expected address/prefix, e.g. 192.168.0.0/16)"
+                ))
+            })?,
+            appversions: appversions::load(p.raw("appversions_file").as_deref())
+                .map_err(|e| ConfigError(format!("bad appversions_file: {e}")))?,
+            logs_in_ram: p.boolean("logs_in_ram", false)?,
             unused_keys: Vec::new(),
             mail_domain,
         };

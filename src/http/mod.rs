@@ -2,6 +2,8 @@
 //! `/new`, autoconfig, MTA-STS, robots.txt, the index page.
 
 mod mxdeliv;
+pub mod pages;
+pub mod query;
 mod routes;
 
 use std::rc::Rc;
@@ -75,8 +77,10 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         301 => "Moved Permanently",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         411 => "Length Required",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
@@ -220,7 +224,7 @@ async fn read_request(s: &mut Stream, ctx: &Ctx) -> Result<Request, ReadError> {
 
 /// Serve HTTP requests on one connection (keep-alive, bounded). The caller
 /// holds the connection's slots.
-pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool) {
+pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool, lan: bool) {
     for _ in 0..MAX_REQUESTS_PER_CONN {
         s.set_deadline(IDLE);
         let req = match read_request(&mut s, &ctx).await {
@@ -246,9 +250,14 @@ pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool) {
         } else if req.path == "/mxdeliv" {
             mxdeliv::handle(&ctx, &req).await
         } else {
-            routes::route(&ctx, &req)
+            routes::route(&ctx, &req, lan).await
         };
-        if s.send(&resp.encode(keep_alive)).await.is_err() {
+        let mut out = resp.encode(keep_alive);
+        if req.method == "HEAD" {
+            // RFC 9110 §9.3.2: the GET answer's header fields, no content.
+            out.truncate(out.len() - resp.body.len());
+        }
+        if s.send(&out).await.is_err() {
             return;
         }
         if !keep_alive {

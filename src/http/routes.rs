@@ -1,8 +1,12 @@
 //! The routes of spec §12.
 
+use super::pages::{self, strings};
+use super::query::Query;
 use super::{Request, Response};
+use crate::config::Registration;
 use crate::relay::invite::{dcaccount_url, dclogin_url, json_str, new_credentials};
-use crate::relay::Ctx;
+use crate::relay::{registration, Ctx};
+use crate::store::invites::Refusal;
 
 /// Port 80: everything redirects to HTTPS (ACME HTTP-01 comes with ACME support).
 pub fn plain_http(ctx: &Ctx, req: &Request) -> Response {
@@ -19,10 +23,105 @@ pub fn plain_http(ctx: &Ctx, req: &Request) -> Response {
     r
 }
 
-pub fn route(ctx: &Ctx, req: &Request) -> Response {
+/// JSON `{"reason": ...}` with `status`.
+fn json_reason(status: u16, reason: &str) -> Response {
+    Response::new(
+        status,
+        "application/json",
+        format!("{{\"reason\": {}}}", json_str(reason)),
+    )
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut r = Response::text(405, "method not allowed\n");
+    r.headers.push(("Allow", allow.to_string()));
+    r
+}
+
+/// Headers of every HTML page: nothing may load from elsewhere, no script
+/// runs, forms post only here, no referrer leaves.
+fn html(body: String, cache: bool) -> Response {
+    let mut r = Response::new(200, "text/html; charset=utf-8", body);
+    r.headers.push((
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; \
+         base-uri 'none'; frame-ancestors 'none'"
+            .to_string(),
+    ));
+    r.headers
+        .push(("X-Content-Type-Options", "nosniff".to_string()));
+    r.headers
+        .push(("Referrer-Policy", "no-referrer".to_string()));
+    r.headers.push((
+        "Cache-Control",
+        if cache { "max-age=300" } else { "no-store" }.to_string(),
+    ));
+    r
+}
+
+/// The self-check results `/status` shows. This branch knows the privacy
+/// check; `chatrelay doctor` and the last backup are added here.
+pub fn status_checks(ctx: &Ctx) -> Vec<crate::relay::checks::Check> {
+    crate::relay::checks::builtin(&ctx.cfg)
+}
+
+fn status_facts(ctx: &Ctx, new_invite: Option<String>) -> pages::status::Facts {
+    let (used_bytes, free_bytes) = pages::status::disk(&ctx.cfg);
+    let accounts = ctx.store.account_count().ok();
+    pages::status::Facts {
+        used_bytes,
+        free_bytes,
+        accounts,
+        // Shown until the first account exists (which that invite makes).
+        first_invite: ctx
+            .first_invite
+            .borrow()
+            .clone()
+            .filter(|_| accounts == Some(0)),
+        new_invite,
+    }
+}
+
+/// `lan`: the peer's address is in `status_networks`.
+pub async fn route(ctx: &Ctx, req: &Request, lan: bool) -> Response {
     let cfg = &ctx.cfg;
-    match req.path.as_str() {
-        "/new" | "/cgi-bin/newemail.py" => new_account(ctx, req),
+    let query = match Query::parse(&req.query) {
+        Ok(q) => q,
+        Err(e) => return Response::text(400, &format!("{}\n", e.reason())),
+    };
+    let path = req.path.as_str();
+    if matches!(path, "/new" | "/cgi-bin/newemail.py") {
+        return new_account(ctx, req, &query).await;
+    }
+    if path == "/status/invite" {
+        if !lan {
+            return Response::text(403, &format!("{}\n", strings::EN.status_forbidden));
+        }
+        if req.method != "POST" {
+            return method_not_allowed("POST");
+        }
+        return status_invite(ctx, req).await;
+    }
+    let known = matches!(
+        path,
+        "/.well-known/autoconfig/mail/config-v1.1.xml"
+            | "/mail/config-v1.1.xml"
+            | "/.well-known/mta-sts.txt"
+            | "/robots.txt"
+            | "/"
+            | "/index.html"
+            | "/privacy.html"
+            | "/info.html"
+            | "/status"
+    );
+    if !known {
+        return Response::text(404, "not found\n");
+    }
+    if req.method != "GET" && req.method != "HEAD" {
+        return method_not_allowed("GET, HEAD");
+    }
+    let s = strings::for_language(req.header("accept-language"));
+    match path {
         "/.well-known/autoconfig/mail/config-v1.1.xml" | "/mail/config-v1.1.xml" => {
             Response::new(200, "application/xml", autoconfig(ctx))
         }
@@ -34,45 +133,131 @@ pub fn route(ctx: &Ctx, req: &Request) -> Response {
             ),
         ),
         "/robots.txt" => Response::text(200, "User-agent: *\nDisallow: /\n"),
-        "/" | "/index.html" => Response::new(200, "text/html; charset=utf-8", index_page(ctx)),
+        // The invitation of a self-signed relay is fresh on every load.
+        "/" | "/index.html" => html(pages::index(s, cfg), false),
+        "/privacy.html" => html(pages::privacy(s, cfg), true),
+        "/info.html" => html(pages::info(s, cfg), true),
+        "/status" if lan => html(
+            pages::status::page(s, cfg, &status_facts(ctx, None), &status_checks(ctx)),
+            false,
+        ),
+        "/status" => Response::text(403, &format!("{}\n", s.status_forbidden)),
         _ => Response::text(404, "not found\n"),
     }
 }
 
-/// `/new` (spec §4.2): random credentials as JSON; nothing is created yet.
-fn new_account(ctx: &Ctx, req: &Request) -> Response {
+/// POST `/status/invite` (LAN only): a new single-use invite, shown once.
+/// A form posted from another site (a LAN browser visiting a hostile page)
+/// carries a foreign `Origin` and is refused.
+async fn status_invite(ctx: &Ctx, req: &Request) -> Response {
+    let cfg = ctx.cfg.clone();
+    if let Some(origin) = req.header("origin") {
+        let host = req.header("host").unwrap_or_default();
+        let ok = origin
+            .strip_prefix(b"https://")
+            .is_some_and(|o| !host.is_empty() && o == host);
+        if !ok {
+            return Response::text(403, "cross-site request refused\n");
+        }
+    }
+    if cfg.registration != Registration::Invite {
+        return Response::text(409, "this relay is not in invite mode\n");
+    }
+    let c: crate::config::Config = (*cfg).clone();
+    let r = ctx
+        .writer
+        .run(move |store| {
+            crate::relay::registration::create(
+                store,
+                &c,
+                1,
+                crate::relay::registration::STATUS_PAGE_TTL,
+                crate::clock::now_secs(),
+                false,
+            )
+        })
+        .await;
+    match r {
+        Ok((id, link)) => {
+            log::info!("invite {id} made on the status page");
+            let s = strings::for_language(req.header("accept-language"));
+            html(
+                pages::status::page(s, &cfg, &status_facts(ctx, Some(link)), &status_checks(ctx)),
+                false,
+            )
+        }
+        Err(e) => Response::text(500, &format!("{e}\n")),
+    }
+}
+
+/// `/new` (spec §4.2): random credentials as JSON. `open`: nothing is
+/// created yet (the first login does it). `invite`: only with a valid
+/// token (`?t=`), and the account is created at once. `closed`: refused.
+async fn new_account(ctx: &Ctx, req: &Request, query: &Query) -> Response {
     let cfg = &ctx.cfg;
     let self_signed = cfg.self_signed();
     match req.method.as_str() {
         "POST" => {}
+        // A GET may come from a link preview or a prefetch: it never spends
+        // an invite.
+        "GET" if self_signed && cfg.registration == Registration::Invite => {
+            return json_reason(405, "an invite code is redeemed with POST")
+        }
         "GET" if self_signed => {}
         "GET" => {
             let mut r = Response::text(301, "");
-            r.headers.push((
-                "Location",
-                dcaccount_url(cfg).replacen("DCACCOUNT", "dcaccount", 1),
-            ));
+            let mut loc = dcaccount_url(cfg).replacen("DCACCOUNT", "dcaccount", 1);
+            if !req.query.is_empty() {
+                loc.push('?');
+                loc.push_str(&req.query);
+            }
+            r.headers.push(("Location", loc));
             return r;
         }
-        _ => {
-            return Response::new(
-                405,
-                "application/json",
-                "{\"reason\": \"method not allowed\"}",
-            )
-        }
+        _ => return json_reason(405, "method not allowed"),
     }
     if cfg.nocreate || cfg.nocreate_file.exists() {
-        return Response::new(
-            403,
-            "application/json",
-            format!(
-                "{{\"reason\": {}}}",
-                json_str("account creation is disabled on this relay")
-            ),
-        );
+        return json_reason(403, "account creation is disabled on this relay");
     }
     let c = new_credentials(cfg);
+    match cfg.registration {
+        Registration::Open => {}
+        Registration::Closed => return json_reason(403, "this relay does not create new accounts"),
+        Registration::Invite => {
+            let Some(token) = query.get("t").or_else(|| query.get("token")) else {
+                return json_reason(403, "this relay needs an invite code to create an account");
+            };
+            let th = registration::token_hash(token);
+            let now = crate::clock::now_secs();
+            // Refuse bad tokens before any hashing.
+            match ctx.store.get_invite(&th) {
+                Ok(None) => return json_reason(403, Refusal::Unknown.reason()),
+                Ok(Some(inv)) => {
+                    if let Err(r) = inv.check(now) {
+                        return json_reason(403, r.reason());
+                    }
+                }
+                Err(e) => return json_reason(503, &format!("try again later ({e})")),
+            }
+            if let Err(why) = crate::relay::auth::check_resources(cfg) {
+                return json_reason(503, &why);
+            }
+            let hash = match ctx.auth.hash_new(c.password.as_bytes()).await {
+                Ok(h) => h,
+                Err(_) => return json_reason(503, "busy, try again later"),
+            };
+            let addr = c.email.clone();
+            let r = ctx
+                .writer
+                .run(move |s| s.redeem_invite(&th, now, &addr, &hash, crate::clock::today()))
+                .await;
+            match r {
+                Ok(Ok(_)) => log::info!("created a new account with an invite"),
+                Ok(Err(refusal)) => return json_reason(403, refusal.reason()),
+                Err(e) => return json_reason(503, &format!("try again later ({e})")),
+            }
+        }
+    }
     let mut body = format!(
         "{{\"email\": {}, \"password\": {}",
         json_str(&c.email),
@@ -109,23 +294,5 @@ fn autoconfig(ctx: &Ctx) -> String {
     add("outgoingServer", "smtp", c.https_port, "SSL");
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<clientConfig version=\"1.1\">\n  <emailProvider id=\"{d}\">\n    <domain>{d}</domain>\n    <displayName>{d} chatmail</displayName>\n    <displayShortName>{d}</displayShortName>\n{servers}  </emailProvider>\n</clientConfig>\n"
-    )
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn index_page(ctx: &Ctx) -> String {
-    let cfg = &ctx.cfg;
-    let link = crate::relay::invite::invitation(cfg);
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{d} chatmail relay</title></head><body>\n<h1>{d}</h1>\n<p>A chatmail relay for <a href=\"https://delta.chat\">Delta Chat</a>. Only end-to-end encrypted messages are accepted; messages are deleted after {days} days.</p>\n<p><a href=\"{l}\">Get a {d} chat profile</a></p>\n<pre>{l}</pre>\n</body></html>\n",
-        d = html_escape(&cfg.mail_domain),
-        days = cfg.delete_mails_after,
-        l = html_escape(&link),
     )
 }

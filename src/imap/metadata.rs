@@ -26,6 +26,10 @@ impl Session {
         let cfg = &self.ctx.cfg;
         match key.to_ascii_lowercase().as_str() {
             "/shared/vendor/deltachat/maxsmtprecipients" => Some(b"1000".to_vec()),
+            // One line of JSON, checked at startup (`config::appversions`).
+            "/shared/vendor/deltachat/appversions" => {
+                cfg.appversions.as_ref().map(|v| v.as_bytes().to_vec())
+            }
             "/shared/vendor/deltachat/irohrelay" => {
                 cfg.iroh_relay.as_ref().map(|v| v.as_bytes().to_vec())
             }

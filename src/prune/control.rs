@@ -24,6 +24,42 @@ pub async fn daily(ctx: Rc<Ctx>) {
     }
 }
 
+/// `invite-new <uses> <seconds>`: `ok <id> <link>`.
+async fn invite_new(ctx: &Ctx, uses: &str, secs: &str) -> String {
+    let (Ok(uses), Ok(secs)) = (uses.parse::<u32>(), secs.parse::<i64>()) else {
+        return "error bad uses or validity".to_string();
+    };
+    let cfg: Config = (*ctx.cfg).clone();
+    let now = crate::clock::now_secs();
+    match ctx
+        .writer
+        .run(move |s| crate::relay::registration::create(s, &cfg, uses, secs, now, false))
+        .await
+    {
+        Ok((id, link)) => {
+            log::info!("invite {id} made on the command line");
+            format!("ok {id} {link}")
+        }
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// `invite-list`: `ok` then one line per invite.
+fn invite_list(ctx: &Ctx) -> String {
+    match ctx.store.list_invites() {
+        Ok(list) => {
+            let now = crate::clock::now_secs();
+            let mut out = String::from("ok");
+            for i in &list {
+                out.push('\n');
+                out.push_str(&crate::relay::registration::describe(i, now));
+            }
+            out
+        }
+        Err(e) => format!("error {e}"),
+    }
+}
+
 pub fn path(cfg: &Config) -> std::path::PathBuf {
     cfg.data_dir.join("control.sock")
 }
@@ -68,6 +104,20 @@ pub async fn serve(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
                     }
                 }
                 Err(_) => "error bad day count".to_string(),
+            },
+            ["invite-new", uses, secs] => invite_new(&ctx, uses, secs).await,
+            ["invite-list"] => invite_list(&ctx),
+            ["invite-revoke", id] => match id.parse::<u64>() {
+                Ok(id) => match ctx.writer.run(move |s| s.revoke_invite(id)).await {
+                    Ok(true) => format!("ok invite {id} revoked"),
+                    Ok(false) => format!("error no invite {id}"),
+                    Err(e) => format!("error {e}"),
+                },
+                Err(_) => "error bad invite id".to_string(),
+            },
+            ["invite-first"] => match ctx.first_invite.borrow().clone() {
+                Some(l) if ctx.store.account_count().ok() == Some(0) => format!("ok {l}"),
+                _ => "ok".to_string(),
             },
             _ => "error unknown command".to_string(),
         };

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use super::hasher::{Busy, Priority};
 
 use crate::clock::today;
-use crate::config::Config;
+use crate::config::{Config, Registration};
 use crate::store::writer::Writer;
 use crate::store::{Store, StoreError};
 
@@ -178,7 +178,7 @@ pub fn check_new_address(cfg: &Config, addr: &str, password: &[u8]) -> Result<()
 }
 
 /// Resource checks (spec §4.4 item 6); unreadable values are ignored.
-fn check_resources(cfg: &Config) -> Result<(), String> {
+pub fn check_resources(cfg: &Config) -> Result<(), String> {
     if cfg.nocreate || cfg.nocreate_file.exists() {
         return Err("account creation is disabled on this relay".into());
     }
@@ -418,7 +418,14 @@ impl Auth {
                 .verify_existing(addr, password, acc.hash, imap, prio)
                 .await;
         }
-        // Unknown address: may we create it?
+        // Unknown address: may we create it? (issue 12: only `open`
+        // creates at first login; `invite` only with a dclogin invite token
+        // as the password; `closed` never.)
+        match self.cfg.registration {
+            Registration::Open => {}
+            Registration::Closed => return Err(AuthError::Invalid),
+            Registration::Invite => return self.create_invited(conn, addr, password).await,
+        }
         if let Err(why) = check_new_address(&self.cfg, addr, password) {
             log::debug!("login refused for a new address: {why}");
             return Err(AuthError::Invalid);
@@ -429,9 +436,9 @@ impl Auth {
         }
         let prio = self.priority(conn, addr);
         let hash = self.hasher.hash(password, prio).await.map_err(busy)?;
-        // Logins of one address are serialised by the slot, but check again:
-        // between this check and the insert there is no await, so on this
-        // single thread the create is atomic.
+        // Logins of one address are serialised by the slot, but check again;
+        // the create itself runs on the store thread and refuses an address
+        // that exists by then (`Exists`), so two creations cannot both win.
         match self.store.get_account(addr).map_err(tmp)? {
             Some(acc) => {
                 self.verify_existing(addr, password, acc.hash, imap, prio)
@@ -448,6 +455,70 @@ impl Auth {
                 Ok(addr.to_string())
             }
         }
+    }
+
+    /// Invite mode, unknown address: the password must be a live invite
+    /// token (a `dclogin:` invitation, see `registration`). Checked before
+    /// any hashing, so guesses cost one SHA-256 and a read; the redemption
+    /// and the account creation are one transaction on the store thread.
+    async fn create_invited(
+        &self,
+        conn: &LoginConn,
+        addr: &str,
+        password: &[u8],
+    ) -> Result<String, AuthError> {
+        let tmp = |e: StoreError| AuthError::Temporary(e.to_string());
+        let busy = |_: Busy| AuthError::Temporary("too many logins in progress".into());
+        if check_new_address(&self.cfg, addr, password).is_err() {
+            return Err(AuthError::Invalid);
+        }
+        let Ok(token) = std::str::from_utf8(password) else {
+            return Err(AuthError::Invalid);
+        };
+        let th = super::registration::token_hash(token);
+        let now = crate::clock::now_secs();
+        match self.store.get_invite(&th).map_err(tmp)? {
+            // Only tokens made for a dclogin: QR open an account this way;
+            // a DCACCOUNT token (maybe N-use, known to several people)
+            // must not become someone's password.
+            Some(inv) if inv.dclogin && inv.check(now).is_ok() => {}
+            _ => {
+                self.strike(addr);
+                return Err(AuthError::Invalid);
+            }
+        }
+        if let Err(why) = check_resources(&self.cfg) {
+            log::info!("registration rejected: {why}");
+            return Err(AuthError::CreationRefused(why));
+        }
+        let prio = self.priority(conn, addr);
+        let hash = self.hasher.hash(password, prio).await.map_err(busy)?;
+        let a = addr.to_string();
+        let r = self
+            .writer
+            .run(move |s| s.redeem_invite(&th, now, &a, &hash, today()))
+            .await;
+        match r {
+            Ok(Ok(_)) => {
+                log::info!("created a new account with an invite");
+                self.remember(addr, password);
+                Ok(addr.to_string())
+            }
+            Ok(Err(refusal)) => {
+                log::info!("login with an invite refused: {}", refusal.reason());
+                Err(AuthError::Invalid)
+            }
+            Err(StoreError::Exists) => Err(AuthError::Invalid),
+            Err(e) => Err(tmp(e)),
+        }
+    }
+
+    /// Hash a new password on the hasher thread (for `/new` in invite mode).
+    pub async fn hash_new(&self, password: &[u8]) -> Result<String, AuthError> {
+        self.hasher
+            .hash(password, Priority::Normal)
+            .await
+            .map_err(|_| AuthError::Temporary("too many logins in progress".into()))
     }
 
     async fn verify_existing(

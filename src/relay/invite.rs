@@ -3,12 +3,12 @@
 
 use crate::config::Config;
 
-const USER_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+pub const USER_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 /// ASCII letters, digits and punctuation, like Python's `string.punctuation` set.
 const PASS_CHARS: &[u8] =
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
-fn random_string(alphabet: &[u8], len: usize) -> String {
+pub fn random_string(alphabet: &[u8], len: usize) -> String {
     let rng = ring::rand::SystemRandom::new();
     let mut out = String::with_capacity(len);
     while out.len() < len {

@@ -17,6 +17,7 @@ use crate::store::Store;
 use crate::tls::TlsConfigs;
 
 pub mod auth;
+pub mod checks;
 pub mod delivery;
 pub mod hasher;
 pub mod heartbeat;
@@ -24,6 +25,7 @@ pub mod inbound;
 pub mod invite;
 pub mod limits;
 pub mod ratelimit;
+pub mod registration;
 
 use auth::Auth;
 pub use limits::{ConnGuard, IpSlot, IpSlots};
@@ -69,6 +71,9 @@ pub struct Ctx {
     pub unauth: Rc<IpSlots>,
     /// Permits to buffer a body larger than [`BIG_BODY`] (memory bound).
     pub big_bodies: std::sync::Arc<async_lock::Semaphore>,
+    /// The first-start admin invitation (invite mode, no accounts yet):
+    /// in memory only, shown on `/status` and by `chatrelay invite`.
+    pub first_invite: std::cell::RefCell<Option<String>>,
 }
 
 /// The receiving ends of the wake-up channels the context owns: the server
@@ -113,12 +118,14 @@ impl Ctx {
             cfg.max_user_send_per_minute,
             cfg.max_user_send_burst_size,
         ));
+        let first_invite = registration::first_invite(&store, &cfg, crate::clock::now_secs())?;
         let cfg = Rc::new(cfg);
         let store = std::sync::Arc::new(store);
         let writer = crate::store::writer::Writer::spawn(store.clone())
             .map_err(|e| format!("cannot start the store thread: {e}"))?;
         let ctx = Ctx {
             auth: Auth::new(cfg.clone(), store.clone(), writer.clone()),
+            first_invite: std::cell::RefCell::new(first_invite),
             cfg,
             store,
             writer,

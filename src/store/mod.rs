@@ -9,6 +9,7 @@
 mod bodies;
 mod codec;
 pub mod devicetoken;
+pub mod invites;
 mod prune;
 mod push;
 mod queue;
@@ -425,6 +426,7 @@ impl Store {
         tx.open_table(INLINE)?;
         tx.open_table(PUSH)?;
         tx.open_table(MBCOUNT)?;
+        Self::init_invites(&tx)?;
         tx.commit()?;
         Ok(())
     }
