@@ -34,6 +34,12 @@ apt_install() {
 need=()
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v timeout >/dev/null 2>&1 || need+=(coreutils)
+# buildroot-check: Buildroot's kconfig (make, a C compiler), its
+# utils/check-package (python-magic + flake8 for /usr/bin/python3, shellcheck),
+# curl for the Buildroot download when ../shared is absent.
+for t in make gcc curl shellcheck; do command -v "$t" >/dev/null 2>&1 || need+=("$t"); done
+/usr/bin/python3 -c 'import magic' 2>/dev/null || need+=(python3-magic)
+/usr/bin/python3 -c 'import flake8' 2>/dev/null || need+=(flake8)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # --- Python venv -----------------------------------------------------------
