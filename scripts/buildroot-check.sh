@@ -5,7 +5,9 @@
 #   2. the same check must FAIL on throwaway copies of the tree that are
 #      broken on purpose (a defconfig that does not survive savedefconfig,
 #      a package .mk check-package rejects, a Config.in that does not load).
-#      A check that cannot fail proves nothing.
+#      A check that cannot fail proves nothing;
+#   3. scripts/buildroot-release-check.sh: the release tarball is
+#      reproducible and Buildroot downloads it with the hash it was given.
 #
 #   bash scripts/buildroot-check.sh        # exit 0: all of the above held
 set -uo pipefail
@@ -76,4 +78,7 @@ echo 'source "$BR2_EXTERNAL_CHATRELAY_PATH/package/chatrelay/Config.in.missing"'
     >>"$d/buildroot/package/chatrelay/Config.in"
 expect_fail unparsable '^FAIL chatrelay_rpi3_64_defconfig: does not load'
 
-echo "buildroot-check: committed tree passes, $passed broken copies fail; $(( $(date +%s) - t0 )) s"
+echo "--- the package's release path"
+bash "$REPO/scripts/buildroot-release-check.sh" "$BR" || die "release path check failed"
+
+echo "buildroot-check: committed tree passes, $passed broken copies fail, release path holds; $(( $(date +%s) - t0 )) s"

@@ -40,6 +40,12 @@ command -v timeout >/dev/null 2>&1 || need+=(coreutils)
 for t in make gcc curl shellcheck; do command -v "$t" >/dev/null 2>&1 || need+=("$t"); done
 /usr/bin/python3 -c 'import magic' 2>/dev/null || need+=(python3-magic)
 /usr/bin/python3 -c 'import flake8' 2>/dev/null || need+=(flake8)
+# Buildroot's own host-tool check (support/dependencies/dependencies.sh), for
+# the `make chatrelay-source` of buildroot-check and buildroot/build-package.sh.
+for tp in which:debianutils file:file perl:perl wget:wget cpio:cpio unzip:unzip rsync:rsync \
+          bc:bc cmp:diffutils g++:g++ patch:patch bzip2:bzip2 git:git xz:xz-utils; do
+    command -v "${tp%%:*}" >/dev/null 2>&1 || need+=("${tp#*:}")
+done
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # --- Python venv -----------------------------------------------------------
