@@ -94,4 +94,8 @@ if [ -f image/install-deps.sh ]; then
     log "running image/install-deps.sh"
     bash image/install-deps.sh
 fi
+# buildroot/build-package.sh (the buildroot-package stage): the stand-in
+# external toolchain's C++ compiler (its C compiler, musl-dev:arm64 and the
+# arm64 kernel headers come with image/install-deps.sh above).
+if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1; then apt_install g++-aarch64-linux-gnu; fi
 log "done"
