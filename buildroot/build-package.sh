@@ -198,7 +198,8 @@ if command -v qemu-aarch64-static >/dev/null; then
     v=$(qemu-aarch64-static "$bin" version 2>&1) || die "$bin does not run under qemu-aarch64-static: $v"
     log "runs: $v"
 fi
-grep -q 'Syncing from source dir' "$WORK/make.log" || die "the build did not use the override source dir"
+[ "${BR_PKG_KEEP_OUTPUT:-0}" = 1 ] || grep -q 'Syncing from source dir' "$WORK/make.log" \
+    || die "the build did not use the override source dir"
 log "make chatrelay: ${build_s} s; $(du -h "$bin" | cut -f1) static aarch64 binary"
 
 # --- 4. the release path with Buildroot's cargo --------------------------------
@@ -215,6 +216,7 @@ base=${name%-cargo5.tar.gz}
 # no override, the copy of the tree whose .hash the script wrote.
 RELVARS=(BR2_EXTERNAL="$rel/repo/buildroot" CHATRELAY_OVERRIDE_SRCDIR= "${MAKEVARS[@]}")
 # (a) Buildroot downloads the release tarball and accepts its hash
+rm -rf "$OUT/build/$base"
 if ! make -C "$BR" O="$OUT" "${RELVARS[@]}" BR2_DL_DIR="$rel/dl" chatrelay-source >"$rel/source.log" 2>&1; then
     tail -n 30 "$rel/source.log"; die "make chatrelay-source of the release tarball failed"
 fi
@@ -225,6 +227,7 @@ log "release tarball: Buildroot's hash check OK, used as is ($line)"
 # download of a tag: its result must pass the same hash (check-hash prints
 # both hashes if not)
 mkdir -p "$rel/plain-site"
+rm -rf "$OUT/build/$base"    # (a)'s download stamp: download again
 git -C "$REPO" archive --format=tar.gz --prefix="$base/" HEAD >"$rel/plain-site/$name"
 if ! make -C "$BR" O="$OUT" "${RELVARS[@]}" BR2_DL_DIR="$rel/dl2" \
         BR2_PACKAGE_CHATRELAY_RELEASE_SITE="file://$rel/plain-site" chatrelay-source >"$rel/vendor.log" 2>&1; then
