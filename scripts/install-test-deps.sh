@@ -38,6 +38,18 @@ command -v timeout >/dev/null 2>&1 || need+=(coreutils)
 # (tests/e2e/test_pages_browser.py).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)
+# buildroot-check: Buildroot's kconfig (make, a C compiler), its
+# utils/check-package (python-magic + flake8 for /usr/bin/python3, shellcheck),
+# curl for the Buildroot download when ../shared is absent.
+for t in make gcc curl shellcheck; do command -v "$t" >/dev/null 2>&1 || need+=("$t"); done
+/usr/bin/python3 -c 'import magic' 2>/dev/null || need+=(python3-magic)
+/usr/bin/python3 -c 'import flake8' 2>/dev/null || need+=(flake8)
+# Buildroot's own host-tool check (support/dependencies/dependencies.sh), for
+# the `make chatrelay-source` of buildroot-check and buildroot/build-package.sh.
+for tp in which:debianutils file:file perl:perl wget:wget cpio:cpio unzip:unzip rsync:rsync \
+          bc:bc cmp:diffutils g++:g++ patch:patch bzip2:bzip2 git:git xz:xz-utils; do
+    command -v "${tp%%:*}" >/dev/null 2>&1 || need+=("${tp#*:}")
+done
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # --- Python venv -----------------------------------------------------------
@@ -86,4 +98,8 @@ if [ -f image/install-deps.sh ]; then
     log "running image/install-deps.sh"
     bash image/install-deps.sh
 fi
+# buildroot/build-package.sh (the buildroot-package stage): the stand-in
+# external toolchain's C++ compiler (its C compiler, musl-dev:arm64 and the
+# arm64 kernel headers come with image/install-deps.sh above).
+if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1; then apt_install g++-aarch64-linux-gnu; fi
 log "done"

@@ -2,6 +2,11 @@
 # THE test command of chatrelay: everything CI runs, in order.
 #
 #   1. install-deps   scripts/install-test-deps.sh (apt packages, .venv, image deps)
+#   1b. buildroot-check  scripts/buildroot-check.sh: buildroot/check against
+#                     Buildroot 2026.05.1 passes, and fails on broken copies;
+#                     the release tarball's hash passes Buildroot's download
+#   1c. buildroot-package  bash buildroot/build-package.sh: make chatrelay with
+#                     real Buildroot (fresh output, per-package dirs, -j2)
 #   2. build          cargo build --release
 #   3. cargo-test     cargo test --release (unit + integration tests)
 #   4. e2e            pytest tests/e2e against target/release/chatrelay, with
@@ -44,6 +49,8 @@ BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
 CARGO_TEST_TIMEOUT=${CARGO_TEST_TIMEOUT:-1800}
 E2E_TIMEOUT=${E2E_TIMEOUT:-1500}
 IMAGE_TEST_TIMEOUT=${IMAGE_TEST_TIMEOUT:-2700}
+BUILDROOT_CHECK_TIMEOUT=${BUILDROOT_CHECK_TIMEOUT:-600}
+BUILDROOT_PACKAGE_TIMEOUT=${BUILDROOT_PACKAGE_TIMEOUT:-1500}
 
 T0=$(date +%s)
 TIMINGS=()
@@ -114,6 +121,8 @@ fi
 
 SELF=$ROOT/scripts/test.sh
 stage install-deps "$INSTALL_TIMEOUT" bash scripts/install-test-deps.sh
+stage buildroot-check "$BUILDROOT_CHECK_TIMEOUT" bash scripts/buildroot-check.sh
+stage buildroot-package "$BUILDROOT_PACKAGE_TIMEOUT" bash buildroot/build-package.sh
 stage build "$BUILD_TIMEOUT" cargo build --release
 stage cargo-test "$CARGO_TEST_TIMEOUT" cargo test --release
 stage e2e "$E2E_TIMEOUT" bash "$SELF" --stage e2e
