@@ -231,6 +231,7 @@ pub async fn run(
             "control socket unavailable ({e}); 'chatrelay prune' will need the relay stopped"
         ),
     }
+    crate::turn::start(&ex, &ctx)?;
     if let Some(p) = cfg.heartbeat_file.clone() {
         ex.spawn(crate::relay::heartbeat::run(p)).detach();
     }

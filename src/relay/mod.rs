@@ -24,6 +24,7 @@ pub mod inbound;
 pub mod invite;
 pub mod limits;
 pub mod ratelimit;
+pub mod turn_secret;
 
 use auth::Auth;
 pub use limits::{ConnGuard, IpSlot, IpSlots};
@@ -69,6 +70,9 @@ pub struct Ctx {
     pub unauth: Rc<IpSlots>,
     /// Permits to buffer a body larger than [`BIG_BODY`] (memory bound).
     pub big_bodies: std::sync::Arc<async_lock::Semaphore>,
+    /// Secret of our own TURN server's REST credentials (issue 11); `None`
+    /// when an external TURN server is configured or `turn_port = 0`.
+    pub turn_secret: Option<String>,
 }
 
 /// The receiving ends of the wake-up channels the context owns: the server
@@ -113,6 +117,11 @@ impl Ctx {
             cfg.max_user_send_per_minute,
             cfg.max_user_send_burst_size,
         ));
+        let turn_secret = if cfg.turn.is_none() && cfg.turn_port != 0 {
+            Some(turn_secret::load_or_create(&cfg.data_dir).map_err(|e| format!("TURN: {e}"))?)
+        } else {
+            None
+        };
         let cfg = Rc::new(cfg);
         let store = std::sync::Arc::new(store);
         let writer = crate::store::writer::Writer::spawn(store.clone())
@@ -138,6 +147,7 @@ impl Ctx {
             handshakes: Default::default(),
             unauth: Rc::new(IpSlots::new(limits::UNAUTH_PER_IP)),
             big_bodies: std::sync::Arc::new(async_lock::Semaphore::new(BIG_BODIES_AT_ONCE)),
+            turn_secret,
         };
         Ok((ctx, Queues { outbound, push }))
     }
