@@ -221,7 +221,7 @@ fn quota_lifetimes_refresh_and_peers() {
         Some(400)
     );
     assert_eq!(
-        lo.channel_bind(0x5000, "8.8.8.8:9".parse().unwrap()).code(),
+        lo.channel_bind(0x8000, "8.8.8.8:9".parse().unwrap()).code(),
         Some(400)
     );
     r.assert_no_panic();

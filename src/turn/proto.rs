@@ -457,7 +457,9 @@ impl Turn {
             .get(attr::CHANNEL_NUMBER)
             .filter(|v| v.len() == 4)
             .map(|v| u16::from_be_bytes([v[0], v[1]]))
-            .filter(|c| (0x4000..=0x4FFF).contains(c))
+            // RFC 5766 §11 allows 0x4000–0x7FFF (coturn's clients use it all);
+            // RFC 8656 §12 narrows it to 0x4FFF. We take the wider one.
+            .filter(|c| (0x4000..=0x7FFF).contains(c))
             .ok_or(Fail(400, "Bad CHANNEL-NUMBER"))?;
         let peer = m
             .get(attr::XOR_PEER_ADDRESS)
