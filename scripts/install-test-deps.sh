@@ -72,7 +72,7 @@ stamp=$VENV/.requirements.sha256
 venv_ok() {
     [ -x "$VENV/bin/python" ] &&
     [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
-    "$VENV/bin/python" -c 'import deltachat_rpc_client, pytest, pytest_timeout, imap_tools, requests' 2>/dev/null &&
+    "$VENV/bin/python" -c 'import deltachat_rpc_client, pytest, pytest_timeout, imap_tools, requests, aioice' 2>/dev/null &&
     [ -x "$VENV/bin/deltachat-rpc-server" ]
 }
 if venv_ok; then
