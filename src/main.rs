@@ -155,12 +155,21 @@ fn print_invitation(cfg: &Config) {
 }
 
 /// The records of spec §13 as zone-file lines (TTL 3600).
+/// The TURN ports to open or forward (issue 11): UDP, beside the TCP ones.
+fn print_turn_ports(cfg: &Config) {
+    if cfg.turn.is_none() && cfg.turn_port != 0 {
+        let (lo, hi) = cfg.turn_relay_ports;
+        println!("; ports: UDP {} (TURN/STUN for calls) and UDP {lo}-{hi} (TURN relay ports), beside TCP 25 80 443 465 587 993 143", cfg.turn_port);
+    }
+}
+
 fn print_dns(cfg: &Config) -> Result<(), String> {
     if cfg.ip_literal.is_some() {
         println!(
             "; {} is an IP-literal relay: no DNS records are needed.",
             cfg.mail_domain
         );
+        print_turn_ports(cfg);
         return Ok(());
     }
     let d = &cfg.mail_domain;
@@ -195,6 +204,7 @@ fn print_dns(cfg: &Config) -> Result<(), String> {
     println!("_submissions._tcp.{d}.  3600 IN SRV 0 1 465 {d}.");
     println!("_imap._tcp.{d}.  3600 IN SRV 0 1 143 {d}.");
     println!("_imaps._tcp.{d}.  3600 IN SRV 0 1 993 {d}.");
+    print_turn_ports(cfg);
     Ok(())
 }
 

@@ -94,6 +94,9 @@ pub struct Config {
     pub turn_relay_ports: (u16, u16),
     /// Test only: relay to loopback and private peers.
     pub turn_allow_loopback_peers_for_tests: bool,
+    /// TURN allocations per REST user name and per client address.
+    pub turn_user_quota: usize,
+    pub turn_ip_quota: usize,
     /// Daily prune time, UTC (hour, minute).
     pub prune_time: (u32, u32),
     /// DKIM selector (upstream: `opendkim`).
@@ -431,6 +434,8 @@ impl Config {
                 }
                 (lo, hi)
             },
+            turn_user_quota: p.num("turn_user_quota", 8)?,
+            turn_ip_quota: p.num("turn_ip_quota", 16)?,
             turn_allow_loopback_peers_for_tests: p
                 .boolean("turn_allow_loopback_peers_for_tests", false)?,
             prune_time: {

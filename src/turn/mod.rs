@@ -37,7 +37,8 @@ pub fn start(ex: &Rc<LocalExecutor<'static>>, ctx: &Ctx) -> Result<(), String> {
         .trim_end_matches(']');
     let limits = proto::Limits {
         allow_private_peers: cfg.turn_allow_loopback_peers_for_tests,
-        ..Default::default()
+        per_user: cfg.turn_user_quota,
+        per_client_ip: cfg.turn_ip_quota,
     };
     let turn = proto::Turn::new(realm, secret, cfg.turn_relay_ports, limits);
     log::info!("listening: TURN on UDP port {}", cfg.turn_port);

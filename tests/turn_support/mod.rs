@@ -16,21 +16,16 @@ pub const REFRESH: u16 = 0x0004;
 pub const CREATE_PERMISSION: u16 = 0x0008;
 pub const CHANNEL_BIND: u16 = 0x0009;
 
-/// `GETMETADATA "" /shared/vendor/deltachat/turn` → (host, port, user, password).
-pub fn turn_from_metadata(c: &mut super::common::Imap) -> Option<(String, u16, String, String)> {
-    let r = c.cmd("GETMETADATA \"\" (/shared/vendor/deltachat/turn)");
-    assert!(r.ok(), "{r:?}");
-    let t = r.text();
+/// The answer to `GETMETADATA "" (/shared/vendor/deltachat/turn)` →
+/// (host, port, user, password).
+pub fn parse_turn_metadata(t: &str) -> Option<(String, u16, String, String)> {
     let i = t.find("}\r\n")?;
     let v = t[i + 3..].lines().next()?.trim_end_matches(')').to_string();
     let p: Vec<&str> = v.splitn(4, ':').collect();
-    Some((
-        p[0].to_string(),
-        p[1].parse().ok()?,
-        p[2].to_string(),
-        p[3].to_string(),
-    ))
+    Some((p[0].to_string(), p[1].parse().ok()?, p[2].to_string(), p[3].to_string()))
 }
+
+pub const TURN_METADATA: &str = "GETMETADATA \"\" (/shared/vendor/deltachat/turn)";
 
 pub fn rest_password(secret: &str, user: &str) -> String {
     let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
