@@ -530,3 +530,79 @@ fn error(m: &Message, code: u16, why: &str, key: Option<&[u8; 16]>) -> Vec<u8> {
     }
     b.fingerprint()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::turn_secret::password;
+
+    #[derive(Default)]
+    struct Fake(Vec<u16>);
+    impl Sockets for Fake {
+        fn open(&mut self, port: u16, _: SocketAddr) -> Option<SocketAddr> {
+            self.0.push(port);
+            Some(SocketAddr::from(([203, 0, 113, 1], port)))
+        }
+        fn close(&mut self, port: u16) {
+            self.0.retain(|p| *p != port);
+        }
+    }
+
+    const T0: i64 = 1_700_000_000;
+
+    fn answer(o: Option<Out>) -> Vec<u8> {
+        match o {
+            Some(Out::Client(_, b)) => b,
+            o => panic!("{o:?}"),
+        }
+    }
+
+    /// A signed Allocate with `nonce` (learned from a 401 first when None).
+    fn allocate(t: &mut Turn, s: &mut Fake, now: i64, c: SocketAddr, nonce: Option<Vec<u8>>) -> (Vec<u8>, Vec<u8>) {
+        let user = (T0 + 86_400).to_string();
+        let nonce = nonce.unwrap_or_else(|| {
+            let mut b = Builder::new(msg::ALLOCATE, Class::Request, &[1; 12]);
+            b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+            let r = answer(t.from_client(now, c, &b.finish(), s));
+            Message::parse(&r).unwrap().get(attr::NONCE).unwrap().to_vec()
+        });
+        let key = long_term_key(&user, "r", &password("sec", &user));
+        let mut b = Builder::new(msg::ALLOCATE, Class::Request, &[2; 12]);
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .attr(attr::USERNAME, user.as_bytes())
+            .attr(attr::REALM, b"r")
+            .attr(attr::NONCE, &nonce)
+            .integrity(&key);
+        (answer(t.from_client(now, c, &b.fingerprint(), s)), nonce)
+    }
+
+    fn code(b: &[u8]) -> Option<u16> {
+        Message::parse(b).unwrap().get(attr::ERROR_CODE).map(|v| v[2] as u16 * 100 + v[3] as u16)
+    }
+
+    #[test]
+    fn nonce_goes_stale_and_allocations_expire() {
+        let mut t = Turn::new("r", "sec", (50000, 50001), Limits::default());
+        let mut s = Fake::default();
+        let c = SocketAddr::from(([198, 51, 100, 1], 1000));
+        let (ok, nonce) = allocate(&mut t, &mut s, T0, c, None);
+        assert_eq!(code(&ok), None);
+        assert_eq!(s.0, [50000]);
+        // The same nonce 10 minutes later is stale: 438 with a new one.
+        let c2 = SocketAddr::from(([198, 51, 100, 1], 1001));
+        let (st, _) = allocate(&mut t, &mut s, T0 + super::super::auth::NONCE_LIFETIME, c2, Some(nonce));
+        assert_eq!(code(&st), Some(438));
+        assert!(Message::parse(&st).unwrap().get(attr::NONCE).is_some());
+        // Default lifetime 600 s: the sweep frees the port afterwards.
+        assert_eq!(t.expire(T0 + 599, &mut s), 0);
+        assert_eq!(t.expire(T0 + 600, &mut s), 1);
+        assert!(s.0.is_empty());
+        assert_eq!(t.allocations(), 0);
+        // Two ports, two allocations, then 508.
+        for i in 0..3 {
+            let ci = SocketAddr::from(([198, 51, 100, 2], 2000 + i));
+            let (r, _) = allocate(&mut t, &mut s, T0 + 700, ci, None);
+            assert_eq!(code(&r), if i < 2 { None } else { Some(508) });
+        }
+    }
+}
