@@ -70,7 +70,10 @@ fn start() -> Server {
         .unwrap_or_else(|e| panic!("{}: {e} (cargo build --release first)", bin.display()));
     let s = Server(child, dir.clone());
     let t = Instant::now();
-    while !std::fs::read_to_string(dir.join("log")).unwrap_or_default().contains("chatrelay ready") {
+    while !std::fs::read_to_string(dir.join("log"))
+        .unwrap_or_default()
+        .contains("chatrelay ready")
+    {
         assert!(t.elapsed() < Duration::from_secs(30), "relay not ready");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -83,7 +86,11 @@ fn main() {
     let secret = std::fs::read_to_string(srv.1.join("data/turn.secret")).unwrap();
     let secret = secret.trim();
     let server: SocketAddr = format!("{IP}:3478").parse().unwrap();
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
     let peer = UdpSocket::bind((IP, 0)).unwrap();
     let peer_addr = peer.local_addr().unwrap();
 
@@ -99,7 +106,10 @@ fn main() {
         assert_eq!(a.class, 2, "allocation {i}: {a:?}");
         assert_eq!(c.channel_bind(0x4000, peer_addr).class, 2);
         clients.push(c);
-        assert!(t.elapsed() < Duration::from_secs(120), "allocations too slow");
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "allocations too slow"
+        );
     }
     let took = t.elapsed();
     std::thread::sleep(Duration::from_millis(300));
@@ -158,7 +168,8 @@ fn blast(mut send: impl FnMut(&[u8]), rx: &UdpSocket, header: usize) -> (u64, u6
     let got = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let rx = rx.try_clone().unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let (g, s) = (got.clone(), stop.clone());
     let reader = std::thread::spawn(move || {
         let mut b = vec![0u8; 4096];

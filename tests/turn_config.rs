@@ -16,7 +16,11 @@ use common::{config_text, run_expect_exit, Relay, TempDir};
 fn bad_relay_port_ranges_are_refused() {
     let d = TempDir::new("turncfg");
     for v in ["49407-49152", "80-90", "x-1", "49152", "49152-70000"] {
-        let ini = config_text(119, &d.path().join("data"), &format!("turn_relay_ports = {v}\n"));
+        let ini = config_text(
+            119,
+            &d.path().join("data"),
+            &format!("turn_relay_ports = {v}\n"),
+        );
         let (code, err) = run_expect_exit(d.path(), &ini, Duration::from_secs(20));
         assert!(matches!(code, Some(c) if c != 0), "{v}: {code:?} {err}");
         assert!(err.contains("turn_relay_ports"), "{v}: {err}");
@@ -28,7 +32,10 @@ fn secret_file_is_private_and_stable() {
     let mut r = Relay::start(119);
     let p = r.data_dir().join("turn.secret");
     let s1 = std::fs::read_to_string(&p).unwrap();
-    assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     r.restart();
     assert_eq!(std::fs::read_to_string(&p).unwrap(), s1, "made once, kept");
     assert!(!r.data_dir().join("turn.secret.tmp").exists());
@@ -55,12 +62,19 @@ fn dns_lists_the_udp_ports() {
             ),
         )
         .unwrap();
-        let out = Command::new(common::bin()).args(["dns", "--config"]).arg(&ini).output().unwrap();
+        let out = Command::new(common::bin())
+            .args(["dns", "--config"])
+            .arg(&ini)
+            .output()
+            .unwrap();
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     };
     let t = run("turn_relay_ports = 50000-50099\n");
-    assert!(t.contains("UDP 3478 (TURN/STUN for calls) and UDP 50000-50099"), "{t}");
+    assert!(
+        t.contains("UDP 3478 (TURN/STUN for calls) and UDP 50000-50099"),
+        "{t}"
+    );
     let t = run("turn_port = 0\n");
     assert!(!t.contains("UDP"), "{t}");
 }

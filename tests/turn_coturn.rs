@@ -60,7 +60,8 @@ fn coturn_uclient_relays_through_our_server() {
     let r = Relay::start_with(115, "turn_allow_loopback_peers_for_tests = true\n");
     let mut imap = r.login("coturnus1");
     let (host, port, user, pw) =
-        turn_support::parse_turn_metadata(&imap.cmd(turn_support::TURN_METADATA).text()).expect("TURN credentials");
+        turn_support::parse_turn_metadata(&imap.cmd(turn_support::TURN_METADATA).text())
+            .expect("TURN credentials");
     let port = port.to_string();
     let peer = Peer(
         Command::new("turnutils_peer")

@@ -32,7 +32,8 @@ fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
 fn relays_with_metadata_credentials() {
     let r = Relay::start_with(112, "turn_allow_loopback_peers_for_tests = true\n");
     let mut imap = r.login("turnrely1");
-    let (host, port, user, pw) = parse_turn_metadata(&imap.cmd(TURN_METADATA).text()).expect("our own TURN credentials");
+    let (host, port, user, pw) =
+        parse_turn_metadata(&imap.cmd(TURN_METADATA).text()).expect("our own TURN credentials");
     assert_eq!((host.as_str(), port), ("127.0.0.112", 3478));
     let server: SocketAddr = format!("{host}:{port}").parse().unwrap();
     let mut c = Client::new("127.0.0.114", server, &user, &pw);

@@ -104,20 +104,6 @@ pub fn decode_xor_addr(v: &[u8], tid: &[u8; 12]) -> Option<SocketAddr> {
     }
 }
 
-/// MAPPED-ADDRESS for RFC 3489 clients (RFC 8489 §14.1), IPv4 only.
-pub fn encode_addr(a: SocketAddr) -> Vec<u8> {
-    let mut v = vec![0, 1];
-    v.extend_from_slice(&a.port().to_be_bytes());
-    match a.ip() {
-        IpAddr::V4(ip) => v.extend_from_slice(&ip.octets()),
-        IpAddr::V6(ip) => {
-            v[1] = 2;
-            v.extend_from_slice(&ip.octets());
-        }
-    }
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

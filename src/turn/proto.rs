@@ -295,8 +295,7 @@ impl Turn {
             let mut b = Builder::new(m.method, Class::Error, &m.tid);
             b.error(code, why)
                 .attr(attr::REALM, self.realm.as_bytes())
-                .attr(attr::NONCE, self.nonces.make(now).as_bytes())
-                .attr(attr::SOFTWARE, SOFTWARE);
+                .attr(attr::NONCE, self.nonces.make(now).as_bytes());
             b.fingerprint()
         };
         if m.get(attr::MESSAGE_INTEGRITY).is_none() {
@@ -515,10 +514,12 @@ fn allocate_ok(m: &Message, relayed: SocketAddr, lifetime: i64, client: SocketAd
 
 /// RFC 8489 §7.3.1: the reflexive address.
 fn binding(m: &Message, client: SocketAddr) -> Vec<u8> {
+    // Only XOR-MAPPED-ADDRESS and FINGERPRINT: an unauthenticated answer
+    // stays at most twice the request's size (reflection). MAPPED-ADDRESS
+    // would only serve RFC 3489 clients, whose requests lack the cookie and
+    // are not answered anyway.
     let mut b = Builder::new(msg::BINDING, Class::Success, &m.tid);
-    b.xor_addr(attr::XOR_MAPPED_ADDRESS, client)
-        .attr(attr::MAPPED_ADDRESS, &attr::encode_addr(client))
-        .attr(attr::SOFTWARE, SOFTWARE);
+    b.xor_addr(attr::XOR_MAPPED_ADDRESS, client);
     b.fingerprint()
 }
 
@@ -558,13 +559,23 @@ mod tests {
     }
 
     /// A signed Allocate with `nonce` (learned from a 401 first when None).
-    fn allocate(t: &mut Turn, s: &mut Fake, now: i64, c: SocketAddr, nonce: Option<Vec<u8>>) -> (Vec<u8>, Vec<u8>) {
+    fn allocate(
+        t: &mut Turn,
+        s: &mut Fake,
+        now: i64,
+        c: SocketAddr,
+        nonce: Option<Vec<u8>>,
+    ) -> (Vec<u8>, Vec<u8>) {
         let user = (T0 + 86_400).to_string();
         let nonce = nonce.unwrap_or_else(|| {
             let mut b = Builder::new(msg::ALLOCATE, Class::Request, &[1; 12]);
             b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
             let r = answer(t.from_client(now, c, &b.finish(), s));
-            Message::parse(&r).unwrap().get(attr::NONCE).unwrap().to_vec()
+            Message::parse(&r)
+                .unwrap()
+                .get(attr::NONCE)
+                .unwrap()
+                .to_vec()
         });
         let key = long_term_key(&user, "r", &password("sec", &user));
         let mut b = Builder::new(msg::ALLOCATE, Class::Request, &[2; 12]);
@@ -577,7 +588,10 @@ mod tests {
     }
 
     fn code(b: &[u8]) -> Option<u16> {
-        Message::parse(b).unwrap().get(attr::ERROR_CODE).map(|v| v[2] as u16 * 100 + v[3] as u16)
+        Message::parse(b)
+            .unwrap()
+            .get(attr::ERROR_CODE)
+            .map(|v| v[2] as u16 * 100 + v[3] as u16)
     }
 
     #[test]
@@ -590,7 +604,13 @@ mod tests {
         assert_eq!(s.0, [50000]);
         // The same nonce 10 minutes later is stale: 438 with a new one.
         let c2 = SocketAddr::from(([198, 51, 100, 1], 1001));
-        let (st, _) = allocate(&mut t, &mut s, T0 + super::super::auth::NONCE_LIFETIME, c2, Some(nonce));
+        let (st, _) = allocate(
+            &mut t,
+            &mut s,
+            T0 + super::super::auth::NONCE_LIFETIME,
+            c2,
+            Some(nonce),
+        );
         assert_eq!(code(&st), Some(438));
         assert!(Message::parse(&st).unwrap().get(attr::NONCE).is_some());
         // Default lifetime 600 s: the sweep frees the port afterwards.

@@ -22,7 +22,12 @@ pub fn parse_turn_metadata(t: &str) -> Option<(String, u16, String, String)> {
     let i = t.find("}\r\n")?;
     let v = t[i + 3..].lines().next()?.trim_end_matches(')').to_string();
     let p: Vec<&str> = v.splitn(4, ':').collect();
-    Some((p[0].to_string(), p[1].parse().ok()?, p[2].to_string(), p[3].to_string()))
+    Some((
+        p[0].to_string(),
+        p[1].parse().ok()?,
+        p[2].to_string(),
+        p[3].to_string(),
+    ))
 }
 
 pub const TURN_METADATA: &str = "GETMETADATA \"\" (/shared/vendor/deltachat/turn)";
