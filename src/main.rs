@@ -16,6 +16,7 @@ const USAGE: &str = "usage:
   chatrelay prune  [--config chatmail.ini] [--data-dir DIR] [--dry-run] [--days N]
                    apply the retention rules now (as if N days later); works
                    whether the relay runs (control socket) or not
+  chatrelay turn-probe [--config chatmail.ini]   check that our TURN server answers STUN Binding
   chatrelay version
 
 Without --config, chatrelay runs as a relay for the local network: the
@@ -260,6 +261,11 @@ fn main() -> ExitCode {
         "invite" => load_config(&args).map(|c| print_invitation(&c)),
         "dns" => load_config(&args).and_then(|c| print_dns(&c)),
         "prune" => load_config(&args).and_then(|c| prune(&c, args.days, args.dry_run)),
+        "turn-probe" => load_config(&args).and_then(|c| {
+            let ip = c.listen_address.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+            let a = std::net::SocketAddr::new(ip, c.turn_port);
+            chatrelay::turn::probe(a).map(|()| println!("turn-probe: STUN Binding answered by {a}"))
+        }),
         "version" | "--version" => {
             println!("chatrelay {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -39,6 +39,15 @@ fn secret_file_is_private_and_stable() {
     r.restart();
     assert_eq!(std::fs::read_to_string(&p).unwrap(), s1, "made once, kept");
     assert!(!r.data_dir().join("turn.secret.tmp").exists());
+
+    // `chatrelay turn-probe` (what the image test runs inside the appliance).
+    let out = Command::new(common::bin())
+        .args(["turn-probe", "--config"])
+        .arg(r.config_path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("answered by 127.0.0.119:3478"));
     drop(r);
 
     // turn_port = 0: no TURN socket and no secret.
