@@ -69,6 +69,7 @@ def _port(name: str) -> int:
 
 
 P_IMAPS, P_SMTPS, P_HTTPS, P_RPI, P_SSH = (_port(n) for n in ("IMAPS", "SMTPS", "HTTPS", "RPI", "SSH"))
+
 VIRT_CMDLINE = "root=/dev/vda2 rootfstype=squashfs ro rootwait console=tty1 console=ttyAMA0,115200 loglevel=4"
 
 results: list[tuple[str, bool, str]] = []
@@ -359,6 +360,19 @@ def check_console_invite(vm: VM) -> None:
     qr_lines = [ln for ln in st.splitlines() if ln.count("█") >= 10]
     assert len(qr_lines) >= 10, "no QR code on the console"
     figures["invite"] = m.group(1)[:60] + "..."
+
+
+def check_turn_binding(key: Path) -> None:
+    """A STUN Binding request (RFC 8489 §6) to the relay's TURN port answers,
+    sent from inside the guest with `chatrelay turn-probe` over SSH: QEMU's
+    user network in restrict mode passed no answer back through a host-side
+    UDP forward (tried: no reply in 30 s while the guest's socket was bound),
+    and busybox's nc has no UDP mode."""
+    p = ssh(key, "c=; [ -f /run/chatrelay/chatmail.ini ] && c='--config /run/chatrelay/chatmail.ini'; "
+                 "chatrelay turn-probe $c --data-dir /data/chatrelay")
+    out = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
+    assert p.returncode == 0, out
+    assert "STUN Binding answered by 127.0.0.1:3478" in out, out
 
 
 def check_storage_layout(vm: VM) -> None:
@@ -706,6 +720,7 @@ def main() -> int:
         if ready:
             figures["virt first boot to IMAPS ready"] = f"{ready:.1f} s"
         check("virt: invitation link and QR code on the serial console", check_console_invite, vm)
+        check("virt: console says realtime (TURN) is on", vm.wait_serial, r"^realtime: on \(TURN/STUN UDP 3478", 10)
         check("virt: read-only squashfs root, tmpfs logs, /data the only writable disk", check_storage_layout, vm)
         check("virt: data partition grown to fill the disk", check_data_grown, vm)
         check("virt: hardware watchdog armed", vm.wait_serial, r"^watchdog: armed", 5)
@@ -745,6 +760,7 @@ def main() -> int:
         check("virt: console shows the boot-partition config and Wi-Fi setup", check_boot_config_honoured, vm)
         check("virt: SSH only with /boot/authorized_keys, key login only; inside: root ro, logs in tmpfs",
               check_ssh_keys_only, vm, key)
+        check("virt: TURN Binding on UDP 3478 answers (from inside the guest)", check_turn_binding, key)
         if accts:
             check("virt: accounts and messages intact after the graceful reboot",
                   lambda: (check_accounts_persist(accts), check_nothing_lost(accts[1])))

@@ -51,6 +51,23 @@ for tp in which:debianutils file:file perl:perl wget:wget cpio:cpio unzip:unzip 
     command -v "${tp%%:*}" >/dev/null 2>&1 || need+=("${tp#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
+# coturn: only its test clients (turnutils_uclient/_peer) are used, against
+# our TURN server (tests/turn_coturn.rs). Its daemon must not run (it would
+# hold UDP 3478): a policy-rc.d stops the package's start, and a systemd
+# unit that started anyway is stopped and disabled.
+if ! command -v turnutils_uclient >/dev/null 2>&1; then
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        apt_install coturn
+        $SUDO rm -f /usr/sbin/policy-rc.d
+    else
+        apt_install coturn
+    fi
+fi
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled coturn >/dev/null 2>&1; then
+    $SUDO systemctl disable --now coturn >/dev/null 2>&1 || true
+fi
 
 # --- Python venv -----------------------------------------------------------
 PY=${PYTHON:-python3}
@@ -71,7 +88,7 @@ stamp=$VENV/.requirements.sha256
 venv_ok() {
     [ -x "$VENV/bin/python" ] &&
     [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
-    "$VENV/bin/python" -c 'import deltachat_rpc_client, pytest, pytest_timeout, imap_tools, requests' 2>/dev/null &&
+    "$VENV/bin/python" -c 'import deltachat_rpc_client, pytest, pytest_timeout, imap_tools, requests, aioice' 2>/dev/null &&
     [ -x "$VENV/bin/deltachat-rpc-server" ]
 }
 if venv_ok; then

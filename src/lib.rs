@@ -8,7 +8,8 @@
 //!    `https_client`;
 //! 1. the shared context `relay` (`relay::Ctx`, accounts, delivery, the
 //!    inbound pipeline);
-//! 2. protocol services: `smtp`, `imap`, `http`, `outbound`, `push`, `prune`;
+//! 2. protocol services: `smtp`, `imap`, `http`, `outbound`, `push`, `prune`,
+//!    `turn`;
 //! 3. `server`: binds the listeners and dispatches connections to services.
 #![forbid(unsafe_code)]
 
@@ -36,6 +37,7 @@ pub mod outbound;
 pub mod prune;
 pub mod push;
 pub mod smtp;
+pub mod turn;
 
 // 3: listeners
 pub mod server;

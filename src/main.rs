@@ -21,6 +21,7 @@ const USAGE: &str = "usage:
   chatrelay prune  [--config chatmail.ini] [--data-dir DIR] [--dry-run] [--days N]
                    apply the retention rules now (as if N days later); works
                    whether the relay runs (control socket) or not
+  chatrelay turn-probe [--config chatmail.ini]   check that our TURN server answers STUN Binding
   chatrelay version
 
 Without --config, chatrelay runs as a relay for the local network: the
@@ -189,12 +190,21 @@ fn print_invitation(cfg: &Config) {
 }
 
 /// The records of spec §13 as zone-file lines (TTL 3600).
+/// The TURN ports to open or forward (issue 11): UDP, beside the TCP ones.
+fn print_turn_ports(cfg: &Config) {
+    if cfg.turn.is_none() && cfg.turn_port != 0 {
+        let (lo, hi) = cfg.turn_relay_ports;
+        println!("; ports: UDP {} (TURN/STUN for calls) and UDP {lo}-{hi} (TURN relay ports), beside TCP 25 80 443 465 587 993 143", cfg.turn_port);
+    }
+}
+
 fn print_dns(cfg: &Config) -> Result<(), String> {
     if cfg.ip_literal.is_some() {
         println!(
             "; {} is an IP-literal relay: no DNS records are needed.",
             cfg.mail_domain
         );
+        print_turn_ports(cfg);
         return Ok(());
     }
     let d = &cfg.mail_domain;
@@ -229,6 +239,7 @@ fn print_dns(cfg: &Config) -> Result<(), String> {
     println!("_submissions._tcp.{d}.  3600 IN SRV 0 1 465 {d}.");
     println!("_imap._tcp.{d}.  3600 IN SRV 0 1 143 {d}.");
     println!("_imaps._tcp.{d}.  3600 IN SRV 0 1 993 {d}.");
+    print_turn_ports(cfg);
     Ok(())
 }
 
@@ -431,6 +442,11 @@ fn main() -> ExitCode {
         "invite" => load_config(&args).and_then(|c| invite(&c, &args)),
         "dns" => load_config(&args).and_then(|c| print_dns(&c)),
         "prune" => load_config(&args).and_then(|c| prune(&c, args.days, args.dry_run)),
+        "turn-probe" => load_config(&args).and_then(|c| {
+            let ip = c.listen_address.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+            let a = std::net::SocketAddr::new(ip, c.turn_port);
+            chatrelay::turn::probe(a).map(|()| println!("turn-probe: STUN Binding answered by {a}"))
+        }),
         "version" | "--version" => {
             println!("chatrelay {}", env!("CARGO_PKG_VERSION"));
             Ok(())

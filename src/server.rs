@@ -177,6 +177,8 @@ pub async fn run(
     let needed = (cfg.max_imap_connections + 2 * cfg.max_smtp_connections + limits::MAX_HTTP)
         as u64
         + limits::MAX_HANDSHAKES as u64
+        // one UDP socket per TURN allocation
+        + (cfg.turn_relay_ports.1 - cfg.turn_relay_ports.0) as u64
         + 256;
     if let Some(w) = limits::raise_nofile(needed) {
         log::warn!("{w}");
@@ -233,6 +235,7 @@ pub async fn run(
             "control socket unavailable ({e}); 'chatrelay prune' will need the relay stopped"
         ),
     }
+    crate::turn::start(&ex, &ctx)?;
     if let Some(p) = cfg.heartbeat_file.clone() {
         ex.spawn(crate::relay::heartbeat::run(p)).detach();
     }

@@ -226,17 +226,21 @@ fn turn_credentials_and_iroh_relay_from_config() {
     r.assert_no_panic();
 }
 
-/// Not configured: both NIL (the rule). A TURN host without a secret
+/// Not configured (and our own TURN server off, `turn_port = 0`; with it on,
+/// see tests/turn_metadata.rs): both NIL. A TURN host without a secret
 /// counts as not configured.
 #[test]
 fn turn_and_iroh_absent_when_not_configured() {
-    let r = Relay::start(244);
+    let r = Relay::start_with(244, "turn_port = 0\n");
     let mut c = r.login("turnuser2");
     assert_eq!(server_meta(&mut c, &[TURN, IROH]), [None, None]);
     drop(c);
     drop(r);
 
-    let r = Relay::start_with(244, "turn_host = turn.example.org\niroh_relay =\n");
+    let r = Relay::start_with(
+        244,
+        "turn_host = turn.example.org\niroh_relay =\nturn_port = 0\n",
+    );
     let mut c = r.login("turnuser3");
     assert_eq!(server_meta(&mut c, &[TURN, IROH]), [None, None]);
     r.assert_no_panic();

@@ -103,6 +103,16 @@ pub struct Config {
     pub notification_url: String,
     /// TURN server advertised over METADATA (`host`, `port`, shared secret); none when unset.
     pub turn: Option<(String, u16, String)>,
+    /// UDP port of our own TURN server (issue 11), which runs when no
+    /// external one is configured; 0 disables it.
+    pub turn_port: u16,
+    /// Relay ports of our own TURN server (inclusive range).
+    pub turn_relay_ports: (u16, u16),
+    /// Test only: relay to loopback and private peers.
+    pub turn_allow_loopback_peers_for_tests: bool,
+    /// TURN allocations per REST user name and per client address.
+    pub turn_user_quota: usize,
+    pub turn_ip_quota: usize,
     /// Daily prune time, UTC (hour, minute).
     pub prune_time: (u32, u32),
     /// DKIM selector (upstream: `opendkim`).
@@ -421,6 +431,7 @@ impl Config {
                 }
                 v
             },
+            turn_port: port(&mut p, "turn_port", 3478)?,
             turn: {
                 let host = p.string("turn_host", "");
                 let port = port(&mut p, "turn_port", 3478)?;
@@ -431,6 +442,27 @@ impl Config {
                     Some((host.trim().to_string(), port, secret))
                 }
             },
+            turn_relay_ports: {
+                let v = p.string("turn_relay_ports", "49152-49407");
+                let bad = || {
+                    ConfigError(format!(
+                        "bad value for turn_relay_ports: {v:?} (expected LOW-HIGH, 1024 <= LOW <= HIGH <= 65535)"
+                    ))
+                };
+                let (lo, hi) = v.trim().split_once('-').ok_or_else(bad)?;
+                let (lo, hi): (u16, u16) = (
+                    lo.trim().parse().map_err(|_| bad())?,
+                    hi.trim().parse().map_err(|_| bad())?,
+                );
+                if lo < 1024 || lo > hi {
+                    return Err(bad());
+                }
+                (lo, hi)
+            },
+            turn_user_quota: p.num("turn_user_quota", 8)?,
+            turn_ip_quota: p.num("turn_ip_quota", 16)?,
+            turn_allow_loopback_peers_for_tests: p
+                .boolean("turn_allow_loopback_peers_for_tests", false)?,
             prune_time: {
                 let v = p.string("prune_time", "00:02");
                 let bad =

@@ -14,11 +14,7 @@ pub const TURN_VALIDITY: i64 = 5 * 86400;
 /// with password = base64(HMAC-SHA1(secret, expiry)); the expiry doubles as
 /// the user name.
 pub fn turn_credentials(host: &str, port: u16, secret: &str, expiry: i64) -> String {
-    use base64::Engine;
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
-    let tag = ring::hmac::sign(&key, expiry.to_string().as_bytes());
-    let pw = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
-    format!("{host}:{port}:{expiry}:{pw}")
+    crate::relay::turn_secret::credentials(host, port, secret, expiry)
 }
 
 impl Session {
@@ -33,9 +29,22 @@ impl Session {
             "/shared/vendor/deltachat/irohrelay" => {
                 cfg.iroh_relay.as_ref().map(|v| v.as_bytes().to_vec())
             }
-            "/shared/vendor/deltachat/turn" => cfg.turn.as_ref().map(|(host, port, secret)| {
-                turn_credentials(host, *port, secret, now_secs() + TURN_VALIDITY).into_bytes()
-            }),
+            // A configured external TURN server wins; else our own (issue 11),
+            // as `<mail_domain>:<turn_port>:…` like upstream (spec §11.2).
+            "/shared/vendor/deltachat/turn" => match (&cfg.turn, &self.ctx.turn_secret) {
+                (Some((host, port, secret)), _) => Some(
+                    turn_credentials(host, *port, secret, now_secs() + TURN_VALIDITY).into_bytes(),
+                ),
+                (None, Some(secret)) => {
+                    let host = cfg
+                        .mail_domain
+                        .trim_start_matches('[')
+                        .trim_end_matches(']');
+                    let expiry = now_secs() + TURN_VALIDITY;
+                    Some(turn_credentials(host, cfg.turn_port, secret, expiry).into_bytes())
+                }
+                (None, None) => None,
+            },
             "/shared/admin" if !cfg.privacy_mail.is_empty() => {
                 Some(format!("mailto:{}", cfg.privacy_mail).into_bytes())
             }

@@ -26,6 +26,7 @@ pub mod invite;
 pub mod limits;
 pub mod ratelimit;
 pub mod registration;
+pub mod turn_secret;
 
 use auth::Auth;
 pub use limits::{ConnGuard, IpSlot, IpSlots};
@@ -74,6 +75,9 @@ pub struct Ctx {
     /// The first-start admin invitation (invite mode, no accounts yet):
     /// in memory only, shown on `/status` and by `chatrelay invite`.
     pub first_invite: std::cell::RefCell<Option<String>>,
+    /// Secret of our own TURN server's REST credentials (issue 11); `None`
+    /// when an external TURN server is configured or `turn_port = 0`.
+    pub turn_secret: Option<String>,
 }
 
 /// The receiving ends of the wake-up channels the context owns: the server
@@ -119,6 +123,11 @@ impl Ctx {
             cfg.max_user_send_burst_size,
         ));
         let first_invite = registration::first_invite(&store, &cfg, crate::clock::now_secs())?;
+        let turn_secret = if cfg.turn.is_none() && cfg.turn_port != 0 {
+            Some(turn_secret::load_or_create(&cfg.data_dir).map_err(|e| format!("TURN: {e}"))?)
+        } else {
+            None
+        };
         let cfg = Rc::new(cfg);
         let store = std::sync::Arc::new(store);
         let writer = crate::store::writer::Writer::spawn(store.clone())
@@ -145,6 +154,7 @@ impl Ctx {
             handshakes: Default::default(),
             unauth: Rc::new(IpSlots::new(limits::UNAUTH_PER_IP)),
             big_bodies: std::sync::Arc::new(async_lock::Semaphore::new(BIG_BODIES_AT_ONCE)),
+            turn_secret,
         };
         Ok((ctx, Queues { outbound, push }))
     }
