@@ -34,6 +34,10 @@ apt_install() {
 need=()
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v timeout >/dev/null 2>&1 || need+=(coreutils)
+# ACME tests: a real ACME server with validation (pebble, pebble-challtestsrv as its DNS)
+# and libfaketime for the "clock far in the past" case.
+command -v pebble >/dev/null 2>&1 || need+=(pebble)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # --- Python venv -----------------------------------------------------------

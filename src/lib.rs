@@ -30,6 +30,7 @@ pub mod tls;
 pub mod relay;
 
 // 2: protocol services
+pub mod acme;
 pub mod http;
 pub mod imap;
 pub mod outbound;

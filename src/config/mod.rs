@@ -14,7 +14,7 @@ pub enum TlsMode {
     SelfSigned,
     /// `tls_external_cert_and_key = "<cert> <key>"`.
     External { cert: PathBuf, key: PathBuf },
-    /// Let's Encrypt (not implemented yet; falls back to self-signed with a warning).
+    /// ACME (RFC 8555, `src/acme`): self-signed until the first issuance.
     Acme,
 }
 
@@ -93,8 +93,30 @@ pub struct Config {
     pub dkim_selector: String,
     /// Sign with Ed25519 (RFC 8463) instead of RSA-2048.
     pub dkim_ed25519: bool,
+    /// ACME directory URL (`acme_directory`; `staging` = Let's Encrypt staging).
+    pub acme_directory: String,
+    /// Extra CA (PEM) trusted for the ACME directory's HTTPS (tests).
+    pub acme_extra_ca: Option<PathBuf>,
+    /// Which challenge ACME answers.
+    pub acme_challenge: AcmeChallenge,
+    /// Seconds before the first retry of a failed order (doubles up to a day).
+    pub acme_retry_min: u64,
+    /// ACME waits until this file exists (the appliance's NTP-synced mark).
+    pub clock_synced_file: Option<PathBuf>,
     /// Keys that were present but unknown (warned about at startup).
     pub unused_keys: Vec<String>,
+}
+
+pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// `acme_challenge`: RFC 8737 TLS-ALPN-01 on the HTTPS port, RFC 8555 §8.3
+/// HTTP-01 on port 80, or `auto` (TLS-ALPN-01, HTTP-01 after a failed validation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    Auto,
+    TlsAlpn01,
+    Http01,
 }
 
 #[derive(Debug)]
@@ -418,6 +440,38 @@ impl Config {
                 }
                 (h, m)
             },
+            acme_directory: match p.string("acme_directory", "").trim() {
+                "" | "production" => LETS_ENCRYPT_PRODUCTION.to_string(),
+                "staging" => LETS_ENCRYPT_STAGING.to_string(),
+                v if v.starts_with("https://") && crate::config::url::parse_url(v).is_some() => {
+                    v.to_string()
+                }
+                v => {
+                    return Err(ConfigError(format!(
+                        "bad value for acme_directory: {v:?} (expected staging, production or https://host[:port]/path)"
+                    )))
+                }
+            },
+            acme_extra_ca: match p.string("acme_extra_ca", "") {
+                s if s.trim().is_empty() => None,
+                s => Some(s.trim().into()),
+            },
+            acme_challenge: match p.string("acme_challenge", "auto").trim() {
+                "auto" | "" => AcmeChallenge::Auto,
+                "tls-alpn-01" => AcmeChallenge::TlsAlpn01,
+                "http-01" => AcmeChallenge::Http01,
+                v => {
+                    return Err(ConfigError(format!(
+                        "bad value for acme_challenge: {v:?} (expected auto, tls-alpn-01 or http-01)"
+                    )))
+                }
+            },
+            acme_retry_min: parse_duration("acme_retry_min", &p.string("acme_retry_min", "10m"))?
+                .max(1),
+            clock_synced_file: match p.string("clock_synced_file", "") {
+                s if s.trim().is_empty() => None,
+                s => Some(s.trim().into()),
+            },
             unused_keys: Vec::new(),
             mail_domain,
         };
@@ -444,6 +498,13 @@ impl Config {
             Some(ip) => ip.to_string(),
             None => self.mail_domain.clone(),
         }
+    }
+
+    /// Names of the ACME certificate: the domain, `mta-sts.` and `www.`
+    /// (upstream's certificate has the same three).
+    pub fn acme_names(&self) -> Vec<String> {
+        let d = &self.mail_domain;
+        vec![d.clone(), format!("mta-sts.{d}"), format!("www.{d}")]
     }
 
     pub fn self_signed(&self) -> bool {
