@@ -10,7 +10,9 @@ use chatrelay::config::Config;
 
 const USAGE: &str = "usage:
   chatrelay serve  [--config chatmail.ini] [--data-dir DIR] [--heartbeat-file PATH]
-                   run the relay (the event loop touches PATH every second)
+                   [--clock-synced-file PATH]
+                   run the relay (the event loop touches PATH every second;
+                   ACME waits until the clock-synced file exists)
   chatrelay invite [--config chatmail.ini] [--data-dir DIR]   print an invitation link and QR code
   chatrelay dns    [--config chatmail.ini] [--data-dir DIR]   print the DNS records to publish (zone file lines)
   chatrelay prune  [--config chatmail.ini] [--data-dir DIR] [--dry-run] [--days N]
@@ -26,6 +28,7 @@ struct Args {
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     heartbeat_file: Option<PathBuf>,
+    clock_synced_file: Option<PathBuf>,
     dry_run: bool,
     days: i64,
 }
@@ -38,6 +41,7 @@ fn parse_args() -> Result<Args, String> {
         config: None,
         data_dir: None,
         heartbeat_file: None,
+        clock_synced_file: None,
         dry_run: false,
         days: 0,
     };
@@ -47,6 +51,10 @@ fn parse_args() -> Result<Args, String> {
             "--data-dir" => a.data_dir = Some(it.next().ok_or("--data-dir needs a path")?.into()),
             "--heartbeat-file" => {
                 a.heartbeat_file = Some(it.next().ok_or("--heartbeat-file needs a path")?.into())
+            }
+            "--clock-synced-file" => {
+                a.clock_synced_file =
+                    Some(it.next().ok_or("--clock-synced-file needs a path")?.into())
             }
             "--dry-run" => a.dry_run = true,
             "--days" => {
@@ -128,6 +136,9 @@ fn load_config(a: &Args) -> Result<Config, String> {
     }
     if let Some(h) = &a.heartbeat_file {
         cfg.heartbeat_file = Some(h.clone());
+    }
+    if let Some(h) = &a.clock_synced_file {
+        cfg.clock_synced_file = Some(h.clone());
     }
     for k in &cfg.unused_keys {
         log::warn!("config: unknown key {k:?} ignored");
