@@ -28,6 +28,7 @@ pub mod tls;
 
 // 1: shared context
 pub mod relay;
+pub mod doctor;
 
 // 2: protocol services
 pub mod acme;

@@ -18,6 +18,7 @@ const USAGE: &str = "usage:
   chatrelay prune  [--config chatmail.ini] [--data-dir DIR] [--dry-run] [--days N]
                    apply the retention rules now (as if N days later); works
                    whether the relay runs (control socket) or not
+  chatrelay doctor [--config chatmail.ini] [--data-dir DIR]   check clock, DNS, certificate, address, ports
   chatrelay version
 
 Without --config, chatrelay runs as a relay for the local network: the
@@ -209,6 +210,28 @@ fn print_dns(cfg: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// `chatrelay doctor`: exit status 1 when a problem was found.
+fn doctor(cfg: &Config) -> Result<(), String> {
+    let resolver = if cfg.dns_servers.is_empty() {
+        chatrelay::dns::Resolver::from_resolv_conf()
+    } else {
+        chatrelay::dns::Resolver::new(cfg.dns_servers.clone())
+    };
+    let checks = async_io::block_on(chatrelay::doctor::run(
+        cfg,
+        &resolver,
+        chatrelay::clock::now_secs(),
+    ));
+    print!("{}", chatrelay::doctor::render(&checks));
+    if checks
+        .iter()
+        .any(|c| c.state == chatrelay::doctor::State::Problem)
+    {
+        return Err("problems found".into());
+    }
+    Ok(())
+}
+
 /// `chatrelay prune`: through the running relay's control socket, or on the
 /// store directly when the relay is stopped.
 fn prune(cfg: &Config, days: i64, dry_run: bool) -> Result<(), String> {
@@ -260,6 +283,7 @@ fn main() -> ExitCode {
         "serve" => load_config(&args).and_then(serve),
         "invite" => load_config(&args).map(|c| print_invitation(&c)),
         "dns" => load_config(&args).and_then(|c| print_dns(&c)),
+        "doctor" => load_config(&args).and_then(|c| doctor(&c)),
         "prune" => load_config(&args).and_then(|c| prune(&c, args.days, args.dry_run)),
         "version" | "--version" => {
             println!("chatrelay {}", env!("CARGO_PKG_VERSION"));

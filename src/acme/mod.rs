@@ -210,12 +210,5 @@ async fn sleep_secs(s: i64) {
 }
 
 fn fmt_time(t: i64) -> String {
-    let (y, m, d) = crate::clock::civil_from_days(t.div_euclid(86400));
-    let s = t.rem_euclid(86400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    crate::clock::format_utc(t)
 }

@@ -8,10 +8,9 @@
 //! keeps well inside Let's Encrypt's limits (5 failed validations per name
 //! per hour, 5 duplicate certificates per week) with the default 10 minutes.
 
-/// The clock is taken as unset before this (2026-01-01T00:00:00Z): a Pi
-/// without RTC boots near its image's build time or 1970, and an order made
-/// then would fail (or yield a certificate judged not yet valid).
-pub const CLOCK_FLOOR: i64 = 1_767_225_600;
+/// No order before this: one made with a wrong clock fails, or yields a
+/// certificate judged not yet valid.
+pub use crate::clock::CLOCK_FLOOR;
 
 /// Longest wait between two attempts.
 pub const MAX_BACKOFF: u64 = 86_400;
