@@ -32,6 +32,7 @@ pub mod doctor;
 
 // 2: protocol services
 pub mod acme;
+pub mod ddns;
 pub mod http;
 pub mod imap;
 pub mod outbound;

@@ -226,6 +226,7 @@ pub async fn run(
         .detach();
     ex.spawn(crate::prune::control::daily(ctx.clone())).detach();
     ex.spawn(crate::acme::run(ctx.clone())).detach();
+    ex.spawn(crate::ddns::run(ctx.clone())).detach();
     ex.spawn(crate::push::run(ex.clone(), ctx.clone(), queues.push))
         .detach();
     match crate::prune::control::listener(&cfg) {

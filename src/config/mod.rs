@@ -103,6 +103,18 @@ pub struct Config {
     pub acme_retry_min: u64,
     /// ACME waits until this file exists (the appliance's NTP-synced mark).
     pub clock_synced_file: Option<PathBuf>,
+    /// dyndns2 update URL (`https://…/nic/update`); `None`: no DDNS.
+    pub ddns_url: Option<String>,
+    pub ddns_user: String,
+    pub ddns_password: String,
+    /// Name to update (default `mail_domain`).
+    pub ddns_hostname: String,
+    /// Seconds before the first retry of a failed update (doubles to 6 h).
+    pub ddns_retry_min: u64,
+    /// Seconds between looks at the addresses.
+    pub ddns_check_interval: u64,
+    /// Where the box's IPv6 addresses are read (Linux procfs).
+    pub ddns_if_inet6: PathBuf,
     /// Keys that were present but unknown (warned about at startup).
     pub unused_keys: Vec<String>,
 }
@@ -472,6 +484,29 @@ impl Config {
                 s if s.trim().is_empty() => None,
                 s => Some(s.trim().into()),
             },
+            ddns_url: match p.string("ddns_url", "").trim() {
+                "" => None,
+                v if crate::config::url::parse_url(v).is_some() => Some(v.to_string()),
+                v => {
+                    return Err(ConfigError(format!(
+                        "bad value for ddns_url: {v:?} (expected https://host[:port]/path)"
+                    )))
+                }
+            },
+            ddns_user: p.string("ddns_user", ""),
+            ddns_password: p.string("ddns_password", ""),
+            ddns_hostname: match p.string("ddns_hostname", "").trim() {
+                "" => mail_domain.clone(),
+                v => v.to_string(),
+            },
+            ddns_retry_min: parse_duration("ddns_retry_min", &p.string("ddns_retry_min", "10m"))?
+                .max(1),
+            ddns_check_interval: parse_duration(
+                "ddns_check_interval",
+                &p.string("ddns_check_interval", "5m"),
+            )?
+            .max(1),
+            ddns_if_inet6: p.string("ddns_if_inet6", "/proc/net/if_inet6").into(),
             unused_keys: Vec::new(),
             mail_domain,
         };
