@@ -38,6 +38,12 @@ command -v timeout >/dev/null 2>&1 || need+=(coreutils)
 # and libfaketime for the "clock far in the past" case.
 command -v pebble >/dev/null 2>&1 || need+=(pebble)
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
+# Router tests: miniupnpd (nftables backend) as the router in network
+# namespaces, upnpc to list its mappings.
+command -v miniupnpd >/dev/null 2>&1 || need+=(miniupnpd miniupnpd-nftables)
+command -v upnpc >/dev/null 2>&1 || need+=(miniupnpc)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # --- Python venv -----------------------------------------------------------

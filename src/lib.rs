@@ -33,6 +33,7 @@ pub mod doctor;
 // 2: protocol services
 pub mod acme;
 pub mod ddns;
+pub mod router;
 pub mod http;
 pub mod imap;
 pub mod outbound;

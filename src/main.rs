@@ -10,7 +10,7 @@ use chatrelay::config::Config;
 
 const USAGE: &str = "usage:
   chatrelay serve  [--config chatmail.ini] [--data-dir DIR] [--heartbeat-file PATH]
-                   [--clock-synced-file PATH]
+                   [--clock-synced-file PATH] [--port-mapping auto|off]
                    run the relay (the event loop touches PATH every second;
                    ACME waits until the clock-synced file exists)
   chatrelay invite [--config chatmail.ini] [--data-dir DIR]   print an invitation link and QR code
@@ -30,6 +30,7 @@ struct Args {
     data_dir: Option<PathBuf>,
     heartbeat_file: Option<PathBuf>,
     clock_synced_file: Option<PathBuf>,
+    port_mapping: Option<bool>,
     dry_run: bool,
     days: i64,
 }
@@ -43,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
         data_dir: None,
         heartbeat_file: None,
         clock_synced_file: None,
+        port_mapping: None,
         dry_run: false,
         days: 0,
     };
@@ -56,6 +58,13 @@ fn parse_args() -> Result<Args, String> {
             "--clock-synced-file" => {
                 a.clock_synced_file =
                     Some(it.next().ok_or("--clock-synced-file needs a path")?.into())
+            }
+            "--port-mapping" => {
+                a.port_mapping = Some(match it.next().as_deref() {
+                    Some("auto") => true,
+                    Some("off") => false,
+                    _ => return Err("--port-mapping needs auto or off".into()),
+                })
             }
             "--dry-run" => a.dry_run = true,
             "--days" => {
@@ -137,6 +146,9 @@ fn load_config(a: &Args) -> Result<Config, String> {
     }
     if let Some(h) = &a.heartbeat_file {
         cfg.heartbeat_file = Some(h.clone());
+    }
+    if let Some(m) = a.port_mapping {
+        cfg.port_mapping = m;
     }
     if let Some(h) = &a.clock_synced_file {
         cfg.clock_synced_file = Some(h.clone());

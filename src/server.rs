@@ -227,6 +227,7 @@ pub async fn run(
     ex.spawn(crate::prune::control::daily(ctx.clone())).detach();
     ex.spawn(crate::acme::run(ctx.clone())).detach();
     ex.spawn(crate::ddns::run(ctx.clone())).detach();
+    ex.spawn(crate::router::run(ctx.clone())).detach();
     ex.spawn(crate::push::run(ex.clone(), ctx.clone(), queues.push))
         .detach();
     match crate::prune::control::listener(&cfg) {

@@ -115,6 +115,12 @@ pub struct Config {
     pub ddns_check_interval: u64,
     /// Where the box's IPv6 addresses are read (Linux procfs).
     pub ddns_if_inet6: PathBuf,
+    /// Map the relay's ports on the router (NAT-PMP).
+    pub port_mapping: bool,
+    /// Lifetime asked for each mapping, seconds (renewed at half).
+    pub port_mapping_lifetime: u64,
+    /// The router to ask (default: the IPv4 default gateway).
+    pub router_address: Option<Ipv4Addr>,
     /// Keys that were present but unknown (warned about at startup).
     pub unused_keys: Vec<String>,
 }
@@ -507,6 +513,26 @@ impl Config {
             )?
             .max(1),
             ddns_if_inet6: p.string("ddns_if_inet6", "/proc/net/if_inet6").into(),
+            port_mapping: match p.string("port_mapping", "off").trim() {
+                "auto" => true,
+                "off" | "" => false,
+                v => {
+                    return Err(ConfigError(format!(
+                        "bad value for port_mapping: {v:?} (expected auto or off)"
+                    )))
+                }
+            },
+            port_mapping_lifetime: parse_duration(
+                "port_mapping_lifetime",
+                &p.string("port_mapping_lifetime", "2h"),
+            )?
+            .clamp(2, 86_400),
+            router_address: match p.string("router_address", "").trim() {
+                "" => None,
+                v => Some(v.parse().map_err(|_| {
+                    ConfigError(format!("bad value for router_address: {v:?} (expected an IPv4 address)"))
+                })?),
+            },
             unused_keys: Vec::new(),
             mail_domain,
         };
