@@ -27,18 +27,18 @@ pub mod store;
 pub mod tls;
 
 // 1: shared context
-pub mod relay;
 pub mod doctor;
+pub mod relay;
 
 // 2: protocol services
 pub mod acme;
 pub mod ddns;
-pub mod router;
 pub mod http;
 pub mod imap;
 pub mod outbound;
 pub mod prune;
 pub mod push;
+pub mod router;
 pub mod smtp;
 
 // 3: listeners

@@ -45,7 +45,11 @@ async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream, ip: IpSlot) {
         .unwrap_or_default();
     if crate::tls::resolver::is_acme_hello(&alpn) {
         // RFC 8737 §3: a validation handshake; nothing follows it.
-        let _ = timeout(HANDSHAKE_TIMEOUT, start.into_stream(ctx.tls.acme_tls.clone())).await;
+        let _ = timeout(
+            HANDSHAKE_TIMEOUT,
+            start.into_stream(ctx.tls.acme_tls.clone()),
+        )
+        .await;
         return;
     }
     let (cfg, kind) = if alpn.iter().any(|p| p == b"imap") {

@@ -183,7 +183,9 @@ fn initial_key(cfg: &Config) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError
                     return Ok(i.key);
                 }
                 Ok(_) => {}
-                Err(e) => log::error!("ACME: stored certificate unusable ({e}); ordering a new one"),
+                Err(e) => {
+                    log::error!("ACME: stored certificate unusable ({e}); ordering a new one")
+                }
             }
             ensure_self_signed(cfg)?
         }

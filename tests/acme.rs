@@ -71,11 +71,17 @@ fn read_some(s: &mut impl Read) -> String {
 /// One GET over HTTPS trusting `ca_pem`, body returned.
 fn https_get(addr: &str, host: &str, path: &str, ca_pem: &[u8]) -> String {
     let mut s = verified(addr, host, ca_pem, &[b"http/1.1"]).expect("https");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let t = String::from_utf8_lossy(&out).into_owned();
-    t.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    t.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 // ------------------------------------------------------------------ pebble
@@ -108,7 +114,14 @@ impl Pebble {
         .unwrap();
         let log = |n: &str| std::fs::File::create(dir.path().join(n)).unwrap();
         let dns = Command::new("pebble-challtestsrv")
-            .args(["-dns01", &format!("{ip}:8053"), "-http01", "", "-https01", ""])
+            .args([
+                "-dns01",
+                &format!("{ip}:8053"),
+                "-http01",
+                "",
+                "-https01",
+                "",
+            ])
             .args(["-tlsalpn01", "", "-doh", ""])
             .args(["-management", &format!("{ip}:8055")])
             .args(["-defaultIPv4", dns_answer, "-defaultIPv6", ""])
@@ -121,7 +134,14 @@ impl Pebble {
                 std::thread::sleep(Duration::from_millis(300));
                 if c.try_wait().unwrap().is_some() {
                     Command::new("pebble-challtestsrv")
-                        .args(["-dns01", &format!("{ip}:8053"), "-http01", "", "-https01", ""])
+                        .args([
+                            "-dns01",
+                            &format!("{ip}:8053"),
+                            "-http01",
+                            "",
+                            "-https01",
+                            "",
+                        ])
                         .args(["-tlsalpn01", ""])
                         .args(["-management", &format!("{ip}:8055")])
                         .args(["-defaultIPv4", dns_answer, "-defaultIPv6", ""])
@@ -136,11 +156,16 @@ impl Pebble {
             Err(e) => panic!("pebble-challtestsrv: {e} (scripts/install-test-deps.sh installs it)"),
         };
         let mut cmd = Command::new("pebble");
-        cmd.args(["-config", conf.to_str().unwrap(), "-dnsserver", &format!("{ip}:8053")])
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
-            .stdout(log("pebble.log"))
-            .stderr(log("pebble.err"));
+        cmd.args([
+            "-config",
+            conf.to_str().unwrap(),
+            "-dnsserver",
+            &format!("{ip}:8053"),
+        ])
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .env("PEBBLE_WFE_NONCEREJECT", "0")
+        .stdout(log("pebble.log"))
+        .stderr(log("pebble.err"));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -250,14 +275,21 @@ fn tls_alpn_01_issues_serves_everywhere_and_renews_without_restart() {
     let pebble = Pebble::start("127.0.0.131", "127.0.0.130", 40, &[]);
     let r = Relay::start_with(
         130,
-        &domain_config(domain, &format!("{}acme_challenge = tls-alpn-01\n", pebble.relay_config())),
+        &domain_config(
+            domain,
+            &format!("{}acme_challenge = tls-alpn-01\n", pebble.relay_config()),
+        ),
     );
     // Before issuance the self-signed certificate serves (no pebble chain).
     wait_log(&r, "ACME: certificate issued", 1, Duration::from_secs(90));
     let root = pebble.root();
     let first = check_all_listeners(&r, domain, &root);
     // pebble validated by connecting to the relay, not by fiat.
-    assert!(pebble.log().contains("set VALID by completed challenge"), "{}", pebble.log());
+    assert!(
+        pebble.log().contains("set VALID by completed challenge"),
+        "{}",
+        pebble.log()
+    );
     let files = std::fs::read_to_string(r.data_dir().join("acme/certificate.pem")).unwrap();
     assert!(files.contains("BEGIN CERTIFICATE") && files.contains("PRIVATE KEY"));
     assert!(r.data_dir().join("acme/account.pem").exists());
@@ -281,12 +313,19 @@ fn http_01_issues_and_a_corrupt_stored_certificate_is_replaced() {
         132,
         &domain_config(
             domain,
-            &format!("{}acme_challenge = http-01\nhttp_port = 80\n", pebble.relay_config()),
+            &format!(
+                "{}acme_challenge = http-01\nhttp_port = 80\n",
+                pebble.relay_config()
+            ),
         ),
     );
     wait_log(&r, "ACME: certificate issued", 1, Duration::from_secs(90));
     assert!(r.stderr().contains("by Http01"));
-    assert!(pebble.log().contains("set VALID by completed challenge"), "{}", pebble.log());
+    assert!(
+        pebble.log().contains("set VALID by completed challenge"),
+        "{}",
+        pebble.log()
+    );
     let root = pebble.root();
     let first = check_all_listeners(&r, domain, &root);
     // A restart keeps the stored certificate: no new order.
@@ -299,7 +338,11 @@ fn http_01_issues_and_a_corrupt_stored_certificate_is_replaced() {
     let t = std::fs::read_to_string(&p).unwrap();
     std::fs::write(&p, t.replacen("MII", "MIX", 2)).unwrap();
     r.restart();
-    assert!(r.stderr().contains("stored certificate unusable"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("stored certificate unusable"),
+        "{}",
+        r.stderr()
+    );
     wait_log(&r, "ACME: certificate issued", 1, Duration::from_secs(90));
     let second = check_all_listeners(&r, domain, &root);
     assert_ne!(first, second);
@@ -315,12 +358,13 @@ fn bad_nonces_are_sent_again() {
         3600,
         &[("PEBBLE_WFE_NONCEREJECT", "30")],
     );
-    let r = Relay::start_with(
-        134,
-        &domain_config(domain, &pebble.relay_config()),
-    );
+    let r = Relay::start_with(134, &domain_config(domain, &pebble.relay_config()));
     wait_log(&r, "ACME: certificate issued", 1, Duration::from_secs(120));
-    assert!(r.stderr().contains("badNonce, sending again"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("badNonce, sending again"),
+        "{}",
+        r.stderr()
+    );
     check_all_listeners(&r, domain, &pebble.root());
 }
 
@@ -332,7 +376,10 @@ fn a_challenge_the_ca_cannot_validate_backs_off_and_alternates() {
     let pebble = Pebble::start("127.0.0.137", "127.0.0.137", 3600, &[]);
     let r = Relay::start_with(
         136,
-        &domain_config(domain, &format!("{}http_port = 80\n", pebble.relay_config())),
+        &domain_config(
+            domain,
+            &format!("{}http_port = 80\n", pebble.relay_config()),
+        ),
     );
     let t0 = Instant::now();
     wait_log(&r, "ACME: order failed", 2, Duration::from_secs(60));
@@ -341,7 +388,9 @@ fn a_challenge_the_ca_cannot_validate_backs_off_and_alternates() {
     assert!(log.contains("A record points to this relay"), "{log}");
     // auto: TLS-ALPN-01 first, HTTP-01 after the failed validation.
     let first_alpn = log.find("by TlsAlpn01").unwrap();
-    let first_http = log.find("by Http01").expect("HTTP-01 after a failed TLS-ALPN-01");
+    let first_http = log
+        .find("by Http01")
+        .expect("HTTP-01 after a failed TLS-ALPN-01");
     assert!(first_alpn < first_http);
     // Backoff 1, 2, 4, 8 s: in 12 s at most 4 orders, never a tight loop.
     std::thread::sleep(Duration::from_secs(12).saturating_sub(t0.elapsed()));
@@ -413,11 +462,19 @@ impl RateLimitedCa {
                 h.lock().unwrap().push((Instant::now(), line.clone()));
                 let base = format!("https://{ip}:14000");
                 let (status, extra, body) = if line.starts_with("GET /dir") {
-                    ("200 OK", String::new(), format!(
-                        r#"{{"newNonce":"{base}/nonce","newAccount":"{base}/acct","newOrder":"{base}/order"}}"#
-                    ))
+                    (
+                        "200 OK",
+                        String::new(),
+                        format!(
+                            r#"{{"newNonce":"{base}/nonce","newAccount":"{base}/acct","newOrder":"{base}/order"}}"#
+                        ),
+                    )
                 } else if line.contains("/nonce") {
-                    ("200 OK", "Replay-Nonce: bm9uY2U\r\n".to_string(), String::new())
+                    (
+                        "200 OK",
+                        "Replay-Nonce: bm9uY2U\r\n".to_string(),
+                        String::new(),
+                    )
                 } else {
                     ("429 Too Many Requests", "Retry-After: 3600\r\n".to_string(),
                      r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many certificates"}"#.to_string())
@@ -440,7 +497,12 @@ impl RateLimitedCa {
         }
     }
     fn account_requests(&self) -> usize {
-        self.hits.lock().unwrap().iter().filter(|(_, l)| l.contains("/acct")).count()
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, l)| l.contains("/acct"))
+            .count()
     }
     fn total(&self) -> usize {
         self.hits.lock().unwrap().len()
@@ -472,13 +534,23 @@ fn unreachable_rate_limited_and_clock_in_the_past() {
             ),
         ),
     );
-    wait_log(&r, "waiting for the clock to be synchronised", 1, Duration::from_secs(20));
+    wait_log(
+        &r,
+        "waiting for the clock to be synchronised",
+        1,
+        Duration::from_secs(20),
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(count(&r, "ACME: ordering"), 0);
     std::fs::write(&mark, "").unwrap();
     wait_log(&r, "the clock is set", 1, Duration::from_secs(20));
     let t0 = Instant::now();
-    wait_log(&r, "ACME: order failed: directory", 2, Duration::from_secs(30));
+    wait_log(
+        &r,
+        "ACME: order failed: directory",
+        2,
+        Duration::from_secs(30),
+    );
     std::thread::sleep(Duration::from_secs(10).saturating_sub(t0.elapsed()));
     let n = count(&r, "ACME: ordering");
     assert!((2..=4).contains(&n), "{n} orders in 10 s:\n{}", r.stderr());
@@ -493,7 +565,11 @@ fn unreachable_rate_limited_and_clock_in_the_past() {
     );
     let r = Relay::start_with(138, &domain_config(domain, &cfg));
     wait_log(&r, "the CA's rate limit", 1, Duration::from_secs(30));
-    assert!(r.stderr().contains("next attempt in 12 s"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("next attempt in 12 s"),
+        "{}",
+        r.stderr()
+    );
     std::thread::sleep(Duration::from_secs(8));
     assert_eq!(ca.account_requests(), 1, "{}", r.stderr());
     assert_eq!(count(&r, "ACME: ordering"), 1);
@@ -528,5 +604,9 @@ fn unreachable_rate_limited_and_clock_in_the_past() {
     assert!(ok, "{}", text());
     assert!(text().contains("the clock says 2000-01-01"), "{}", text());
     assert!(!text().contains("ACME: ordering"), "{}", text());
-    assert_eq!(ca.total(), before, "no request to the CA with a clock in 2000");
+    assert_eq!(
+        ca.total(),
+        before,
+        "no request to the CA with a clock in 2000"
+    );
 }

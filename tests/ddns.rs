@@ -74,8 +74,10 @@ impl Endpoint {
                 }
                 let _ = s.set_nonblocking(false);
                 s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut t =
-                    rustls::StreamOwned::new(rustls::ServerConnection::new(cfg.clone()).unwrap(), s);
+                let mut t = rustls::StreamOwned::new(
+                    rustls::ServerConnection::new(cfg.clone()).unwrap(),
+                    s,
+                );
                 let mut data = Vec::new();
                 let mut b = [0u8; 4096];
                 while !data.windows(4).any(|w| w == b"\r\n\r\n") && data.len() < 65536 {
@@ -84,7 +86,9 @@ impl Endpoint {
                         Ok(n) => data.extend_from_slice(&b[..n]),
                     }
                 }
-                r2.lock().unwrap().push(String::from_utf8_lossy(&data).into_owned());
+                r2.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&data).into_owned());
                 let body = a2.lock().unwrap().clone();
                 let _ = write!(
                     t,
@@ -120,7 +124,13 @@ impl Drop for Endpoint {
 }
 
 fn write_v6(path: &std::path::Path, hex: &str) {
-    std::fs::write(path, format!("{hex} 02 40 00 80     eth0\nfe800000000000000000000000000001 02 40 20 80     eth0\n")).unwrap();
+    std::fs::write(
+        path,
+        format!(
+            "{hex} 02 40 00 80     eth0\nfe800000000000000000000000000001 02 40 20 80     eth0\n"
+        ),
+    )
+    .unwrap();
 }
 
 fn relay(n: u8, ep: &Endpoint, inet6: &std::path::Path) -> Relay {
@@ -149,13 +159,28 @@ fn good_updates_once_per_address_change() {
     let f = dir.path().join("if_inet6");
     write_v6(&f, "2a010000000000000000000000000002");
     let r = relay(130, &ep, &f);
-    assert!(wait(Duration::from_secs(20), || ep.count() >= 1), "{}", r.stderr());
+    assert!(
+        wait(Duration::from_secs(20), || ep.count() >= 1),
+        "{}",
+        r.stderr()
+    );
     let first = &ep.reqs()[0];
-    assert!(first.starts_with("GET /nic/update?hostname=ddns130.test&myip=2a01%3A%3A2 HTTP/1.1\r\n"), "{first}");
+    assert!(
+        first.starts_with("GET /nic/update?hostname=ddns130.test&myip=2a01%3A%3A2 HTTP/1.1\r\n"),
+        "{first}"
+    );
     // Basic base64("relay@example.org:s3cret:pw")
-    assert!(first.contains("Authorization: Basic cmVsYXlAZXhhbXBsZS5vcmc6czNjcmV0OnB3\r\n"), "{first}");
-    assert!(first.contains("User-Agent: chatrelay chatrelay/"), "{first}");
-    assert!(wait(Duration::from_secs(10), || r.stderr().contains("now points to 2a01::2")));
+    assert!(
+        first.contains("Authorization: Basic cmVsYXlAZXhhbXBsZS5vcmc6czNjcmV0OnB3\r\n"),
+        "{first}"
+    );
+    assert!(
+        first.contains("User-Agent: chatrelay chatrelay/"),
+        "{first}"
+    );
+    assert!(wait(Duration::from_secs(10), || r
+        .stderr()
+        .contains("now points to 2a01::2")));
     // Unchanged for several check intervals: no repeat (nochg would be abuse).
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(ep.count(), 1);
@@ -163,15 +188,26 @@ fn good_updates_once_per_address_change() {
     *ep.answer.lock().unwrap() = "good 2a01::3".into();
     write_v6(&f, "2a010000000000000000000000000003");
     assert!(wait(Duration::from_secs(10), || ep.count() >= 2));
-    assert!(ep.reqs()[1].contains("myip=2a01%3A%3A3 "), "{}", ep.reqs()[1]);
+    assert!(
+        ep.reqs()[1].contains("myip=2a01%3A%3A3 "),
+        "{}",
+        ep.reqs()[1]
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(ep.count(), 2);
     // No IPv6 at all: no myip, the provider takes the source address.
     *ep.answer.lock().unwrap() = "good 198.51.100.7".into();
     std::fs::write(&f, "").unwrap();
     assert!(wait(Duration::from_secs(10), || ep.count() >= 3));
-    assert!(ep.reqs()[2].starts_with("GET /nic/update?hostname=ddns130.test HTTP/1.1"), "{}", ep.reqs()[2]);
-    assert!(!r.stderr().contains("s3cret"), "the password is never logged");
+    assert!(
+        ep.reqs()[2].starts_with("GET /nic/update?hostname=ddns130.test HTTP/1.1"),
+        "{}",
+        ep.reqs()[2]
+    );
+    assert!(
+        !r.stderr().contains("s3cret"),
+        "the password is never logged"
+    );
     r.assert_no_panic();
 }
 
@@ -182,7 +218,13 @@ fn nochg_is_accepted_once_and_not_repeated() {
     let f = dir.path().join("if_inet6");
     write_v6(&f, "2a010000000000000000000000000002");
     let r = relay(132, &ep, &f);
-    assert!(wait(Duration::from_secs(20), || r.stderr().contains("already points to 2a01::2")), "{}", r.stderr());
+    assert!(
+        wait(Duration::from_secs(20), || r
+            .stderr()
+            .contains("already points to 2a01::2")),
+        "{}",
+        r.stderr()
+    );
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(ep.count(), 1);
 }
@@ -191,16 +233,24 @@ fn nochg_is_accepted_once_and_not_repeated() {
 fn account_and_host_errors_stop_all_updates() {
     let dir = TempDir::new("inet6");
     let f = dir.path().join("if_inet6");
-    for code in ["badauth", "notfqdn", "nohost", "abuse", "!donator", "badagent"] {
+    for code in [
+        "badauth", "notfqdn", "nohost", "abuse", "!donator", "badagent",
+    ] {
         let ep = Endpoint::start(Some(code));
         write_v6(&f, "2a010000000000000000000000000002");
         let r = relay(133, &ep, &f);
         assert!(
-            wait(Duration::from_secs(20), || r.stderr().contains("no more updates")),
+            wait(Duration::from_secs(20), || r
+                .stderr()
+                .contains("no more updates")),
             "{code}: {}",
             r.stderr()
         );
-        assert!(r.stderr().contains(&format!("answered {code}")), "{}", r.stderr());
+        assert!(
+            r.stderr().contains(&format!("answered {code}")),
+            "{}",
+            r.stderr()
+        );
         // Even a new address sends nothing more.
         write_v6(&f, "2a010000000000000000000000000005");
         std::thread::sleep(Duration::from_secs(3));
@@ -218,9 +268,22 @@ fn provider_trouble(n: u8, code: &str) {
     let r = relay(n, &ep, &f);
     assert!(wait(Duration::from_secs(20), || ep.count() >= 1));
     let t0 = Instant::now();
-    assert!(wait(Duration::from_secs(10), || r.stderr().contains("next attempt in 3 s")), "{}", r.stderr());
-    assert!(wait(Duration::from_secs(10), || ep.count() >= 2), "retried after the wait");
-    assert!(t0.elapsed() >= Duration::from_millis(2500), "{:?}", t0.elapsed());
+    assert!(
+        wait(Duration::from_secs(10), || r
+            .stderr()
+            .contains("next attempt in 3 s")),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        wait(Duration::from_secs(10), || ep.count() >= 2),
+        "retried after the wait"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        t0.elapsed()
+    );
     // The next wait is 6 s: no third request within 4 s of the second.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(ep.count(), 2, "{}", r.stderr());
@@ -246,12 +309,19 @@ fn a_silent_endpoint_times_out_and_backs_off() {
     let r = relay(136, &ep, &f);
     // The request deadline is 30 s; then 1 s and the next try.
     assert!(
-        wait(Duration::from_secs(45), || r.stderr().contains("DDNS: timeout") || r.stderr().contains("DDNS: TLS timeout")),
+        wait(Duration::from_secs(45), || r
+            .stderr()
+            .contains("DDNS: timeout")
+            || r.stderr().contains("DDNS: TLS timeout")),
         "{}",
         r.stderr()
     );
     assert!(r.stderr().contains("next attempt in 1 s"), "{}", r.stderr());
-    assert!(ep.count() <= 2, "one connection per 30 s deadline: {}", ep.count());
+    assert!(
+        ep.count() <= 2,
+        "one connection per 30 s deadline: {}",
+        ep.count()
+    );
     r.assert_no_panic();
 }
 
@@ -267,6 +337,11 @@ fn garbage_answers_back_off() {
     std::thread::sleep(Duration::from_secs(6));
     // 1 + 2 + 4 s of backoff: at most 3 more tries in 6 s.
     let n = ep.count();
-    assert!((2..=4).contains(&n), "{n} requests in {:?}: {}", t0.elapsed(), r.stderr());
+    assert!(
+        (2..=4).contains(&n),
+        "{n} requests in {:?}: {}",
+        t0.elapsed(),
+        r.stderr()
+    );
     assert!(r.stderr().contains("unexpected answer"), "{}", r.stderr());
 }

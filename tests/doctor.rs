@@ -50,7 +50,11 @@ fn dkim_txt(r: &Relay) -> String {
         .output()
         .unwrap();
     let t = String::from_utf8_lossy(&out.stdout).into_owned();
-    let l = t.lines().find(|l| l.contains("_domainkey")).unwrap().to_string();
+    let l = t
+        .lines()
+        .find(|l| l.contains("_domainkey"))
+        .unwrap()
+        .to_string();
     let inner = &l[l.find('(').unwrap() + 1..l.rfind(')').unwrap()];
     inner
         .split('"')
@@ -120,7 +124,20 @@ fn doctor_reports_each_problem() {
 
     // Everything in order: only the router is unknown.
     let (code, out) = doctor(&r, None);
-    for id in ["clock", "dns.a", "dns.mx", "dns.dkim", "dns.spf", "dns.dmarc", "dns.mta-sts", "dns.www", "certificate", "wan", "ports", "privacy"] {
+    for id in [
+        "clock",
+        "dns.a",
+        "dns.mx",
+        "dns.dkim",
+        "dns.spf",
+        "dns.dmarc",
+        "dns.mta-sts",
+        "dns.www",
+        "certificate",
+        "wan",
+        "ports",
+        "privacy",
+    ] {
         assert_eq!(state(&out, id), "ok", "{id}:\n{out}");
     }
     assert_eq!(state(&out, "router"), "unknown");
@@ -132,8 +149,14 @@ fn doctor_reports_each_problem() {
     let (code, out) = doctor(&r, None);
     assert_eq!(code, 1);
     assert_eq!(state(&out, "dns.mx"), "problem", "{out}");
-    assert!(line(&out, "dns.mx").contains("mx.elsewhere.example"), "{out}");
-    assert!(out.contains(&format!("set the MX record of {D} to `10 {D}.`")), "{out}");
+    assert!(
+        line(&out, "dns.mx").contains("mx.elsewhere.example"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("set the MX record of {D} to `10 {D}.`")),
+        "{out}"
+    );
 
     // Missing DKIM TXT.
     {
@@ -146,7 +169,10 @@ fn doctor_reports_each_problem() {
     }
     let (_, out) = doctor(&r, None);
     assert_eq!(state(&out, "dns.dkim"), "problem", "{out}");
-    assert!(line(&out, "dns.dkim").contains("no DKIM TXT record"), "{out}");
+    assert!(
+        line(&out, "dns.dkim").contains("no DKIM TXT record"),
+        "{out}"
+    );
     assert_eq!(state(&out, "dns.mx"), "ok", "{out}");
     assert_eq!(state(&out, "dns.mta-sts"), "problem", "{out}");
 
@@ -161,7 +187,10 @@ fn doctor_reports_each_problem() {
     let (code, out) = doctor(&r, None);
     assert_eq!(code, 1);
     assert_eq!(state(&out, "certificate"), "problem", "{out}");
-    assert!(line(&out, "certificate").contains("expired 2026-02-01"), "{out}");
+    assert!(
+        line(&out, "certificate").contains("expired 2026-02-01"),
+        "{out}"
+    );
     store_cert(&r, (2026, 1, 1), (2099, 1, 1));
 
     // CGNAT address published.

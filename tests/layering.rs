@@ -41,7 +41,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // each other.
     (
         "services",
-        &["smtp", "imap", "http", "outbound", "push", "prune", "acme", "ddns", "router"],
+        &[
+            "smtp", "imap", "http", "outbound", "push", "prune", "acme", "ddns", "router",
+        ],
     ),
     // 3: listeners and dispatch.
     ("server", &["server"]),

@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 use common::TempDir;
 
 fn sh(args: &[&str]) -> String {
-    let o = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
 
@@ -47,21 +50,79 @@ impl Net {
         }
         let (l0, l1) = (format!("acme{n}l0"), format!("acme{n}l1"));
         let (w0, w1) = (format!("acme{n}w0"), format!("acme{n}w1"));
-        sh(&["ip", "link", "add", &l0, "type", "veth", "peer", "name", &l1]);
+        sh(&[
+            "ip", "link", "add", &l0, "type", "veth", "peer", "name", &l1,
+        ]);
         sh(&["ip", "link", "set", &l0, "netns", &r]);
         sh(&["ip", "link", "set", &l1, "netns", &l]);
-        sh(&["ip", "link", "add", &w0, "type", "veth", "peer", "name", &w1]);
+        sh(&[
+            "ip", "link", "add", &w0, "type", "veth", "peer", "name", &w1,
+        ]);
         sh(&["ip", "link", "set", &w0, "netns", &r]);
         sh(&["ip", "link", "set", &w1, "netns", &w]);
-        sh(&["ip", "-n", &r, "addr", "add", &format!("10.213.{n}.1/24"), "dev", &l0]);
-        sh(&["ip", "-n", &l, "addr", "add", &format!("10.213.{n}.2/24"), "dev", &l1]);
-        sh(&["ip", "-n", &r, "addr", "add", &format!("11.13.{n}.2/24"), "dev", &w0]);
-        sh(&["ip", "-n", &w, "addr", "add", &format!("11.13.{n}.1/24"), "dev", &w1]);
+        sh(&[
+            "ip",
+            "-n",
+            &r,
+            "addr",
+            "add",
+            &format!("10.213.{n}.1/24"),
+            "dev",
+            &l0,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &l,
+            "addr",
+            "add",
+            &format!("10.213.{n}.2/24"),
+            "dev",
+            &l1,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &r,
+            "addr",
+            "add",
+            &format!("11.13.{n}.2/24"),
+            "dev",
+            &w0,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &w,
+            "addr",
+            "add",
+            &format!("11.13.{n}.1/24"),
+            "dev",
+            &w1,
+        ]);
         for (ns, dev) in [(&r, &l0), (&r, &w0), (&l, &l1), (&w, &w1)] {
             sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
-        sh(&["ip", "-n", &l, "route", "add", "default", "via", &format!("10.213.{n}.1")]);
-        sh(&["ip", "-n", &r, "route", "add", "default", "via", &format!("11.13.{n}.1")]);
+        sh(&[
+            "ip",
+            "-n",
+            &l,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.213.{n}.1"),
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &r,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("11.13.{n}.1"),
+        ]);
         let mut c = Command::new("ip")
             .args(["netns", "exec", &r, "nft", "-f", "-"])
             .stdin(Stdio::piped())
@@ -76,11 +137,22 @@ impl Net {
     }
     fn destroy(&self) {
         for s in ['l', 'r', 'w'] {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns(s)]).output();
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(s)])
+                .output();
         }
     }
     fn upnpc_list(&self) -> String {
-        sh(&["ip", "netns", "exec", &self.ns('l'), "timeout", "10", "upnpc", "-l"])
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns('l'),
+            "timeout",
+            "10",
+            "upnpc",
+            "-l",
+        ])
     }
 }
 
@@ -109,7 +181,15 @@ impl Router {
         )
         .unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &net.ns('r'), "miniupnpd", "-f", conf.to_str().unwrap(), "-d"])
+            .args([
+                "netns",
+                "exec",
+                &net.ns('r'),
+                "miniupnpd",
+                "-f",
+                conf.to_str().unwrap(),
+                "-d",
+            ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("miniupnpd.log")).unwrap())
             .spawn()
@@ -195,7 +275,9 @@ fn start_relay(prefix: &[&str], ini: &std::path::Path, dir: &std::path::Path) ->
         .unwrap();
     let r = NsRelay { child, log };
     assert!(
-        common::wait_until(Duration::from_secs(30), || r.log().contains("chatrelay ready")),
+        common::wait_until(Duration::from_secs(30), || r
+            .log()
+            .contains("chatrelay ready")),
         "{}",
         r.log()
     );
@@ -205,7 +287,9 @@ fn start_relay(prefix: &[&str], ini: &std::path::Path, dir: &std::path::Path) ->
 const PORTS: [u16; 7] = [25, 80, 443, 465, 587, 143, 993];
 
 fn all_mapped(list: &str, lan: &str) -> bool {
-    PORTS.iter().all(|p| list.contains(&format!("TCP {:>5}->{lan}:{p} ", p)))
+    PORTS
+        .iter()
+        .all(|p| list.contains(&format!("TCP {:>5}->{lan}:{p} ", p)))
 }
 
 #[test]
@@ -217,26 +301,63 @@ fn miniupnpd_holds_renews_restores_and_drops_the_mappings() {
     let ns = net.ns('l');
     let relay = start_relay(&["ip", "netns", "exec", &ns], &ini, dir.path());
     assert!(
-        common::wait_until(Duration::from_secs(20), || relay.log().contains("router: mapped 7 of 7 ports")),
+        common::wait_until(Duration::from_secs(20), || relay
+            .log()
+            .contains("router: mapped 7 of 7 ports")),
         "{}",
         relay.log()
     );
-    assert!(relay.log().contains(&format!("router: WAN address 11.13.{}.2 (public)", net.n)), "{}", relay.log());
+    assert!(
+        relay
+            .log()
+            .contains(&format!("router: WAN address 11.13.{}.2 (public)", net.n)),
+        "{}",
+        relay.log()
+    );
     let list = net.upnpc_list();
     assert!(all_mapped(&list, &net.lan_ip()), "{list}");
     // Renewed at half the 10 s lifetime.
     let before = relay.count("router: mapped 7 of 7");
     std::thread::sleep(Duration::from_secs(11));
-    assert!(relay.count("router: mapped 7 of 7") > before, "{}", relay.log());
+    assert!(
+        relay.count("router: mapped 7 of 7") > before,
+        "{}",
+        relay.log()
+    );
     assert!(all_mapped(&net.upnpc_list(), &net.lan_ip()));
     // The router restarts and forgets everything: the mappings come back.
     router.stop();
-    sh(&["ip", "netns", "exec", &net.ns('r'), "nft", "flush", "chain", "inet", "filter", "prerouting_miniupnpd"]);
-    sh(&["ip", "netns", "exec", &net.ns('r'), "nft", "flush", "chain", "inet", "filter", "miniupnpd"]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.ns('r'),
+        "nft",
+        "flush",
+        "chain",
+        "inet",
+        "filter",
+        "prerouting_miniupnpd",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.ns('r'),
+        "nft",
+        "flush",
+        "chain",
+        "inet",
+        "filter",
+        "miniupnpd",
+    ]);
     let _router2 = Router::start(&net, dir.path());
     let t0 = Instant::now();
     assert!(
-        common::wait_until(Duration::from_secs(15), || all_mapped(&net.upnpc_list(), &net.lan_ip())),
+        common::wait_until(Duration::from_secs(15), || all_mapped(
+            &net.upnpc_list(),
+            &net.lan_ip()
+        )),
         "mappings not restored: {}\n{}",
         net.upnpc_list(),
         relay.log()
@@ -247,7 +368,9 @@ fn miniupnpd_holds_renews_restores_and_drops_the_mappings() {
     // The relay is the child of `ip netns exec` (which execs it): same pid.
     sh(&["kill", "-TERM", &pid]);
     assert!(
-        common::wait_until(Duration::from_secs(10), || relay.log().contains("router: removed 7 of 7 port mappings")),
+        common::wait_until(Duration::from_secs(10), || relay
+            .log()
+            .contains("router: removed 7 of 7 port mappings")),
         "{}",
         relay.log()
     );
@@ -263,7 +386,9 @@ fn no_router_answer_is_reported_and_the_relay_serves_on() {
     let ns = net.ns('l');
     let relay = start_relay(&["ip", "netns", "exec", &ns], &ini, dir.path());
     assert!(
-        common::wait_until(Duration::from_secs(20), || relay.log().contains("no NAT-PMP answer from the router")),
+        common::wait_until(Duration::from_secs(20), || relay
+            .log()
+            .contains("no NAT-PMP answer from the router")),
         "{}",
         relay.log()
     );
@@ -284,7 +409,8 @@ struct Fake {
 impl Fake {
     fn start(ip: &str, reply: fn(&[u8]) -> Option<Vec<u8>>) -> Fake {
         let s = UdpSocket::bind((ip, 5351)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let reqs = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (r, st) = (reqs.clone(), stop.clone());
@@ -292,7 +418,9 @@ impl Fake {
             let until = Instant::now() + Duration::from_secs(120);
             let mut b = [0u8; 1500];
             while !st.load(Ordering::SeqCst) && Instant::now() < until {
-                let Ok((n, from)) = s.recv_from(&mut b) else { continue };
+                let Ok((n, from)) = s.recv_from(&mut b) else {
+                    continue;
+                };
                 r.lock().unwrap().push(b[..n].to_vec());
                 if let Some(a) = reply(&b[..n]) {
                     let _ = s.send_to(&a, from);
@@ -336,11 +464,15 @@ fn local_relay(n: u8, dir: &std::path::Path) -> NsRelay {
 
 #[test]
 fn garbage_replies_are_rejected_without_a_crash() {
-    let fake = Fake::start("127.0.0.133", |_| Some(b"HTTP/1.1 200 OK\r\n\r\nnot NAT-PMP at all".to_vec()));
+    let fake = Fake::start("127.0.0.133", |_| {
+        Some(b"HTTP/1.1 200 OK\r\n\r\nnot NAT-PMP at all".to_vec())
+    });
     let dir = TempDir::new("router");
     let relay = local_relay(132, dir.path());
     assert!(
-        common::wait_until(Duration::from_secs(20), || relay.log().contains("malformed NAT-PMP reply")),
+        common::wait_until(Duration::from_secs(20), || relay
+            .log()
+            .contains("malformed NAT-PMP reply")),
         "{}",
         relay.log()
     );
@@ -366,12 +498,20 @@ fn cgnat_wan_address_is_called_out_and_refusals_are_named() {
     let dir = TempDir::new("router");
     let relay = local_relay(134, dir.path());
     assert!(
-        common::wait_until(Duration::from_secs(20), || relay.log().contains("router: mapped 0 of 3 ports")),
+        common::wait_until(Duration::from_secs(20), || relay
+            .log()
+            .contains("router: mapped 0 of 3 ports")),
         "{}",
         relay.log()
     );
     let log = relay.log();
-    assert!(log.contains("WAN address 100.64.7.8 is carrier-grade NAT"), "{log}");
-    assert!(log.contains("connections from the Internet cannot reach this relay"), "{log}");
+    assert!(
+        log.contains("WAN address 100.64.7.8 is carrier-grade NAT"),
+        "{log}"
+    );
+    assert!(
+        log.contains("connections from the Internet cannot reach this relay"),
+        "{log}"
+    );
     assert!(log.contains("port 993 not mapped: not authorized"), "{log}");
 }

@@ -42,7 +42,9 @@ pub async fn run(ctx: Rc<Ctx>) {
     let mut current: Option<Issued> = match store::load_issued(&data_dir) {
         Ok(Some(i)) if i.directory == cfg.acme_directory && i.covers(&cfg.acme_names()) => Some(i),
         Ok(Some(_)) => {
-            log::info!("ACME: stored certificate is for other names or another CA; ordering a new one");
+            log::info!(
+                "ACME: stored certificate is for other names or another CA; ordering a new one"
+            );
             None
         }
         Ok(None) => None,
@@ -61,7 +63,10 @@ pub async fn run(ctx: Rc<Ctx>) {
                 sleep_secs((due - now).min(MAX_SLEEP)).await;
                 continue;
             }
-            log::info!("ACME: certificate valid until {}: renewing", fmt_time(i.not_after));
+            log::info!(
+                "ACME: certificate valid until {}: renewing",
+                fmt_time(i.not_after)
+            );
         }
         let key = match account_key(&data_dir).await {
             Ok(k) => k,
@@ -109,7 +114,10 @@ pub async fn run(ctx: Rc<Ctx>) {
                     FailureKind::RateLimited => " (the CA's rate limit: waiting longer)",
                     FailureKind::Transient => "",
                 };
-                log::error!("ACME: order failed: {}{hint}; next attempt in {wait} s", f.what);
+                log::error!(
+                    "ACME: order failed: {}{hint}; next attempt in {wait} s",
+                    f.what
+                );
                 sleep_secs(wait as i64).await;
             }
         }
@@ -123,9 +131,7 @@ fn pick_challenge(cfg: &Config, validation_failures: u32) -> Challenge {
         AcmeChallenge::TlsAlpn01 => Challenge::TlsAlpn01,
         AcmeChallenge::Http01 => Challenge::Http01,
         AcmeChallenge::Auto => {
-            if cfg.https_port == 0
-                || (cfg.http_port != 0 && validation_failures % 2 == 1)
-            {
+            if cfg.https_port == 0 || (cfg.http_port != 0 && validation_failures % 2 == 1) {
                 Challenge::Http01
             } else {
                 Challenge::TlsAlpn01
@@ -162,7 +168,10 @@ async fn wait_for_clock(cfg: &Config) {
             } else {
                 log::warn!(
                     "ACME: waiting for the clock to be synchronised ({} missing)",
-                    cfg.clock_synced_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                    cfg.clock_synced_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
                 );
             }
             said = true;

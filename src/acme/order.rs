@@ -52,7 +52,12 @@ where
 {
     for n in 1..=NONCE_TRIES {
         match crate::net::timeout(REQUEST_TIMEOUT, f()).await {
-            None => return Err(fail(FailureKind::Transient, format!("{step}: no answer in time"))),
+            None => {
+                return Err(fail(
+                    FailureKind::Transient,
+                    format!("{step}: no answer in time"),
+                ))
+            }
             Some(Ok(v)) => return Ok(v),
             Some(Err(e)) if n < NONCE_TRIES && is_bad_nonce(&e.to_string()) => {
                 log::info!("ACME: {step}: badNonce, sending again with a fresh nonce");
@@ -74,7 +79,10 @@ async fn account(
     client: &Arc<rustls::ClientConfig>,
     key: &[u8],
 ) -> Result<Account, Failure> {
-    let dir = request("directory", || Directory::discover(client, &cfg.acme_directory)).await?;
+    let dir = request("directory", || {
+        Directory::discover(client, &cfg.acme_directory)
+    })
+    .await?;
     let contact: Vec<String> = if cfg.acme_email.trim().is_empty() {
         Vec::new()
     } else {
@@ -126,7 +134,10 @@ pub async fn issue(
                     .as_ref()
                     .and_then(|p| p.detail.clone())
                     .unwrap_or_else(|| "no reason given".into());
-                return Err(fail(FailureKind::Validation, format!("order invalid: {why}")));
+                return Err(fail(
+                    FailureKind::Validation,
+                    format!("order invalid: {why}"),
+                ));
             }
             OrderStatus::Pending | OrderStatus::Processing => {}
         }
@@ -202,5 +213,8 @@ async fn authorize(
             }
         }
     }
-    Err(fail(FailureKind::Transient, format!("{name}: not validated in time")))
+    Err(fail(
+        FailureKind::Transient,
+        format!("{name}: not validated in time"),
+    ))
 }

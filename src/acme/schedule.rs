@@ -90,9 +90,14 @@ mod tests {
             r#"non 2xx http status: 400 "{\"type\":\"urn:ietf:params:acme:error:badNonce\"}""#
         ));
         assert_eq!(
-            classify(r#"non 2xx http status: 429 "{\"type\":\"urn:ietf:params:acme:error:rateLimited\"}""#),
+            classify(
+                r#"non 2xx http status: 429 "{\"type\":\"urn:ietf:params:acme:error:rateLimited\"}""#
+            ),
             FailureKind::RateLimited
         );
-        assert_eq!(classify("io error: connection refused"), FailureKind::Transient);
+        assert_eq!(
+            classify("io error: connection refused"),
+            FailureKind::Transient
+        );
     }
 }

@@ -55,6 +55,9 @@ fd000000000000000000000000000001 02 40 00 80     eth0
 2a010000000000000000000000000002 02 40 00 80     eth0
 garbage
 ";
-        assert_eq!(super::parse(t), vec!["2a01::2".parse::<std::net::Ipv6Addr>().unwrap()]);
+        assert_eq!(
+            super::parse(t),
+            vec!["2a01::2".parse::<std::net::Ipv6Addr>().unwrap()]
+        );
     }
 }

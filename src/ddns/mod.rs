@@ -129,7 +129,9 @@ pub async fn run(ctx: Rc<Ctx>) {
             Ok(Reply::Later(code)) => {
                 failures += 1;
                 let w = backoff(cfg.ddns_retry_min, failures).saturating_mul(3);
-                log::warn!("DDNS: the provider answered {code} (its own trouble); next attempt in {w} s");
+                log::warn!(
+                    "DDNS: the provider answered {code} (its own trouble); next attempt in {w} s"
+                );
                 w
             }
             Ok(Reply::Unknown(text)) => {

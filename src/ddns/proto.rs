@@ -39,7 +39,12 @@ fn percent(s: &str) -> String {
 /// Path and query: `hostname=`, `myip=` with IPv4 and/or IPv6 comma-separated
 /// (Dyn and No-IP accept both); no `myip` at all lets the provider take the
 /// request's source address (all three providers document this).
-pub fn request_path(base: &str, hostname: &str, v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>) -> String {
+pub fn request_path(
+    base: &str,
+    hostname: &str,
+    v4: Option<Ipv4Addr>,
+    v6: Option<Ipv6Addr>,
+) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
     let mut p = format!("{base}{sep}hostname={}", percent(hostname));
     let ips: Vec<String> = v4
@@ -118,8 +123,13 @@ mod tests {
     #[test]
     fn codes() {
         assert_eq!(parse("good 192.0.2.1\n"), Reply::Good("192.0.2.1".into()));
-        assert_eq!(parse("nochg 192.0.2.1"), Reply::NoChange("192.0.2.1".into()));
-        for c in ["badauth", "notfqdn", "nohost", "abuse", "!donator", "badagent", "numhost"] {
+        assert_eq!(
+            parse("nochg 192.0.2.1"),
+            Reply::NoChange("192.0.2.1".into())
+        );
+        for c in [
+            "badauth", "notfqdn", "nohost", "abuse", "!donator", "badagent", "numhost",
+        ] {
             assert_eq!(parse(c), Reply::Stop(c.into()));
         }
         assert_eq!(parse("911"), Reply::Later("911".into()));

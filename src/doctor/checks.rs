@@ -20,7 +20,11 @@ pub fn clock(cfg: &Config, now: i64) -> Check {
     match &cfg.clock_synced_file {
         Some(p) if !p.exists() => Check::problem(
             "clock",
-            format!("{}, but not synchronised yet ({} missing)", format_utc(now), p.display()),
+            format!(
+                "{}, but not synchronised yet ({} missing)",
+                format_utc(now),
+                p.display()
+            ),
             "let the box reach an NTP server (UDP 123)",
         ),
         _ => Check::ok("clock", format_utc(now)),
@@ -38,7 +42,10 @@ fn dns_err(e: &DnsError) -> String {
 /// DNS records as `chatrelay dns` prints them; returns the A addresses.
 pub async fn dns(cfg: &Config, r: &Resolver, out: &mut Vec<Check>) -> Vec<IpAddr> {
     if cfg.ip_literal.is_some() || cfg.mail_domain.starts_with('_') {
-        out.push(Check::ok("dns.a", "no DNS needed (IP-literal or `_` domain)"));
+        out.push(Check::ok(
+            "dns.a",
+            "no DNS needed (IP-literal or `_` domain)",
+        ));
         return cfg.ip_literal.map(IpAddr::V4).into_iter().collect();
     }
     let d = cfg.mail_domain.clone();
@@ -50,8 +57,16 @@ pub async fn dns(cfg: &Config, r: &Resolver, out: &mut Vec<Check>) -> Vec<IpAddr
             let list: Vec<String> = v.iter().map(|a| a.to_string()).collect();
             out.push(Check::ok("dns.a", format!("{d} A {}", list.join(" "))));
         }
-        Ok(_) => out.push(Check::problem("dns.a", format!("{d} has no A record"), publish)),
-        Err(e) => out.push(Check::problem("dns.a", format!("{d} A: {}", dns_err(&e)), publish)),
+        Ok(_) => out.push(Check::problem(
+            "dns.a",
+            format!("{d} has no A record"),
+            publish,
+        )),
+        Err(e) => out.push(Check::problem(
+            "dns.a",
+            format!("{d} A: {}", dns_err(&e)),
+            publish,
+        )),
     }
     if let Ok(v6) = r.ipv6(&d).await {
         addrs.extend(v6.iter().map(|a| IpAddr::V6(*a)));
@@ -64,7 +79,10 @@ pub async fn dns(cfg: &Config, r: &Resolver, out: &mut Vec<Check>) -> Vec<IpAddr
             "dns.mx",
             format!(
                 "{d} MX points to {} instead of {d}",
-                h.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+                h.iter()
+                    .map(|(_, n)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             format!("set the MX record of {d} to `10 {d}.`"),
         ),
@@ -105,7 +123,16 @@ pub async fn dns(cfg: &Config, r: &Resolver, out: &mut Vec<Check>) -> Vec<IpAddr
             "add the TXT record `chatrelay dns` prints (other servers reject unsigned mail)",
         ),
     });
-    out.push(txt_check(r, "dns.spf", &d, "v=spf1", &format!("add `{d}. TXT \"v=spf1 a ~all\"`")).await);
+    out.push(
+        txt_check(
+            r,
+            "dns.spf",
+            &d,
+            "v=spf1",
+            &format!("add `{d}. TXT \"v=spf1 a ~all\"`"),
+        )
+        .await,
+    );
     out.push(
         txt_check(
             r,
@@ -120,8 +147,16 @@ pub async fn dns(cfg: &Config, r: &Resolver, out: &mut Vec<Check>) -> Vec<IpAddr
         let name = format!("{sub}.{d}");
         out.push(match r.ipv4(&name).await {
             Ok(v) if !v.is_empty() => Check::ok(id, format!("{name} resolves")),
-            Ok(_) => Check::problem(id, format!("{name} has no address"), format!("add `{name}. CNAME {d}.`")),
-            Err(e) => Check::problem(id, format!("{name}: {}", dns_err(&e)), format!("add `{name}. CNAME {d}.`")),
+            Ok(_) => Check::problem(
+                id,
+                format!("{name} has no address"),
+                format!("add `{name}. CNAME {d}.`"),
+            ),
+            Err(e) => Check::problem(
+                id,
+                format!("{name}: {}", dns_err(&e)),
+                format!("add `{name}. CNAME {d}.`"),
+            ),
         });
     }
     addrs
@@ -174,7 +209,11 @@ pub fn certificate(cfg: &Config, now: i64) -> Check {
         },
     };
     match facts {
-        Err(e) => Check::problem("certificate", e, "the relay orders a new one by itself (ACME) or fix the files"),
+        Err(e) => Check::problem(
+            "certificate",
+            e,
+            "the relay orders a new one by itself (ACME) or fix the files",
+        ),
         Ok((_, na, names)) if now > na => Check::problem(
             "certificate",
             format!("expired {} ({})", format_utc(na), names.join(", ")),
@@ -187,7 +226,12 @@ pub fn certificate(cfg: &Config, now: i64) -> Check {
         ),
         Ok((_, na, names)) => Check::ok(
             "certificate",
-            format!("valid until {} ({} days) for {}", format_utc(na), (na - now) / 86400, names.join(", ")),
+            format!(
+                "valid until {} ({} days) for {}",
+                format_utc(na),
+                (na - now) / 86400,
+                names.join(", ")
+            ),
         ),
     }
 }
@@ -206,7 +250,9 @@ pub fn wan(cfg: &Config, addrs: &[IpAddr]) -> Check {
         match classify(*a) {
             AddressKind::Public => {}
             AddressKind::Private => bad.push(format!("{a} is a private address")),
-            AddressKind::Cgnat => bad.push(format!("{a} is a carrier-grade NAT address (100.64.0.0/10)")),
+            AddressKind::Cgnat => bad.push(format!(
+                "{a} is a carrier-grade NAT address (100.64.0.0/10)"
+            )),
         }
     }
     if bad.is_empty() {
@@ -216,7 +262,10 @@ pub fn wan(cfg: &Config, addrs: &[IpAddr]) -> Check {
     let cgnat = bad.iter().any(|b| b.contains("carrier-grade"));
     Check::problem(
         "wan",
-        format!("{}: connections from the Internet cannot reach it", bad.join("; ")),
+        format!(
+            "{}: connections from the Internet cannot reach it",
+            bad.join("; ")
+        ),
         if cgnat {
             "ask the provider for a public IPv4 address (or IPv6 with inbound), or run the relay on a rented server"
         } else {

@@ -90,7 +90,12 @@ pub async fn run(cfg: &Config, resolver: &Resolver, now: i64) -> Vec<Check> {
 pub fn render(checks: &[Check]) -> String {
     let mut s = String::new();
     for c in checks {
-        s.push_str(&format!("{:<8} {:<12} {}\n", c.state.word(), c.id, c.detail));
+        s.push_str(&format!(
+            "{:<8} {:<12} {}\n",
+            c.state.word(),
+            c.id,
+            c.detail
+        ));
         if !c.todo.is_empty() {
             s.push_str(&format!("{:<8} {:<12} → {}\n", "", "", c.todo));
         }

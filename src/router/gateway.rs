@@ -30,7 +30,8 @@ pub fn default_gateway() -> Option<Ipv4Addr> {
 mod tests {
     #[test]
     fn default_route() {
-        let t = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        let t =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
                  eth0\t0000D50A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
                  eth0\t00000000\t0100D50A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
         assert_eq!(super::parse(t), Some("10.213.0.1".parse().unwrap()));

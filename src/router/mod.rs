@@ -112,12 +112,20 @@ pub async fn run(ctx: Rc<Ctx>) {
                 sleep(60).await;
                 continue;
             }
-            let ext = transact(&sock, &natpmp::external_address_request(), natpmp::parse_external_address).await;
+            let ext = transact(
+                &sock,
+                &natpmp::external_address_request(),
+                natpmp::parse_external_address,
+            )
+            .await;
             let (epoch, wan) = match ext {
                 Ok(v) => v,
                 Err(e) => {
                     failures += 1;
-                    let w = (cfg.port_mapping_lifetime / 4).max(30).saturating_mul(1 << failures.min(8)).min(MAX_BACKOFF);
+                    let w = (cfg.port_mapping_lifetime / 4)
+                        .max(30)
+                        .saturating_mul(1 << failures.min(8))
+                        .min(MAX_BACKOFF);
                     log::warn!("router: no NAT-PMP answer from the router ({e}): forward the ports by hand; next try in {w} s");
                     sleep(w).await;
                     continue;
@@ -135,7 +143,8 @@ pub async fn run(ctx: Rc<Ctx>) {
             let mut ok = Vec::new();
             let mut lifetime = cfg.port_mapping_lifetime;
             for (proto, port) in &ports {
-                let req = natpmp::map_request(*proto, *port, *port, cfg.port_mapping_lifetime as u32);
+                let req =
+                    natpmp::map_request(*proto, *port, *port, cfg.port_mapping_lifetime as u32);
                 // A late reply to an earlier request (another port) is skipped.
                 let parse = |b: &[u8]| {
                     natpmp::parse_map(b, *proto).and_then(|m| match m.internal == *port {
@@ -159,7 +168,10 @@ pub async fn run(ctx: Rc<Ctx>) {
                 "router: mapped {} of {} ports ({}), lifetime {lifetime} s",
                 ok.len(),
                 ports.len(),
-                ok.iter().map(|(_, p)| p.to_string()).collect::<Vec<_>>().join(" ")
+                ok.iter()
+                    .map(|(_, p)| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
             *mapped.borrow_mut() = ok;
             // RFC 6886 §3.3: renew at half the lifetime.
@@ -173,7 +185,9 @@ pub async fn run(ctx: Rc<Ctx>) {
                 s.next().await;
             }
             Err(e) => {
-                log::warn!("router: cannot watch for SIGTERM ({e}); mappings stay until they expire");
+                log::warn!(
+                    "router: cannot watch for SIGTERM ({e}); mappings stay until they expire"
+                );
                 futures_lite::future::pending::<()>().await
             }
         }
@@ -183,7 +197,11 @@ pub async fn run(ctx: Rc<Ctx>) {
     let list = mapped.borrow().clone();
     if let (Some(gw), false) = (gw_cell.get(), list.is_empty()) {
         if let Ok(sock) = async_net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
-            if sock.connect(SocketAddr::from((gw, natpmp::PORT))).await.is_ok() {
+            if sock
+                .connect(SocketAddr::from((gw, natpmp::PORT)))
+                .await
+                .is_ok()
+            {
                 let mut n = 0;
                 for (proto, port) in &list {
                     let req = natpmp::map_request(*proto, *port, 0, 0);

@@ -126,17 +126,31 @@ mod tests {
     #[test]
     fn replies() {
         let r = [0, 128, 0, 0, 0, 0, 0, 9, 11, 13, 0, 2];
-        assert_eq!(parse_external_address(&r), Ok((9, Ipv4Addr::new(11, 13, 0, 2))));
+        assert_eq!(
+            parse_external_address(&r),
+            Ok((9, Ipv4Addr::new(11, 13, 0, 2)))
+        );
         let m = [0, 130, 0, 0, 0, 0, 0, 9, 0, 25, 0, 25, 0, 0, 14, 16];
         assert_eq!(
             parse_map(&m, Proto::Tcp),
-            Ok(Mapped { epoch: 9, internal: 25, external: 25, lifetime: 3600 })
+            Ok(Mapped {
+                epoch: 9,
+                internal: 25,
+                external: 25,
+                lifetime: 3600
+            })
         );
         assert_eq!(parse_map(&m, Proto::Udp), Err(Error::Malformed("opcode")));
-        assert_eq!(parse_map(&m[..10], Proto::Tcp), Err(Error::Malformed("short")));
+        assert_eq!(
+            parse_map(&m[..10], Proto::Tcp),
+            Err(Error::Malformed("short"))
+        );
         let refused = [0, 130, 0, 2, 0, 0, 0, 9, 0, 25, 0, 25, 0, 0, 0, 0];
         assert_eq!(parse_map(&refused, Proto::Tcp), Err(Error::Refused(2)));
-        assert_eq!(parse_external_address(&[1; 12]), Err(Error::Malformed("version")));
+        assert_eq!(
+            parse_external_address(&[1; 12]),
+            Err(Error::Malformed("version"))
+        );
         assert!(parse_external_address(b"HTTP/1.1 200 OK\r\n").is_err());
     }
 }

@@ -145,7 +145,10 @@ mod tests {
     #[test]
     fn acme_hello_is_only_acme_tls() {
         assert!(is_acme_hello(&[b"acme-tls/1".to_vec()]));
-        assert!(!is_acme_hello(&[b"http/1.1".to_vec(), b"acme-tls/1".to_vec()]));
+        assert!(!is_acme_hello(&[
+            b"http/1.1".to_vec(),
+            b"acme-tls/1".to_vec()
+        ]));
         assert!(!is_acme_hello(&[]));
     }
 }

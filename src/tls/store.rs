@@ -181,8 +181,14 @@ mod tests {
     fn round_trip_dates_names_directory() {
         let i = parse_issued(&issued_text(&["a.test", "www.a.test"])).unwrap();
         assert_eq!(i.directory, "https://ca.test/dir");
-        assert_eq!(i.not_before, crate::clock::days_from_civil(2030, 1, 1) * 86400);
-        assert_eq!(i.not_after, crate::clock::days_from_civil(2030, 3, 1) * 86400);
+        assert_eq!(
+            i.not_before,
+            crate::clock::days_from_civil(2030, 1, 1) * 86400
+        );
+        assert_eq!(
+            i.not_after,
+            crate::clock::days_from_civil(2030, 3, 1) * 86400
+        );
         assert!(i.covers(&["A.test".into(), "www.a.test".into()]));
         assert!(!i.covers(&["mta-sts.a.test".into()]));
     }
