@@ -21,6 +21,7 @@ pub mod https_client;
 pub mod hub;
 pub mod logger;
 pub mod mail;
+pub mod natpmp;
 pub mod net;
 pub mod policy;
 pub mod store;

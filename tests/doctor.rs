@@ -200,6 +200,59 @@ fn doctor_reports_each_problem() {
     assert!(line(&out, "wan").contains("carrier-grade NAT"), "{out}");
     assert!(out.contains("public IPv4 address"), "{out}");
 
+    // The router's WAN address (NAT-PMP, a fake router on 127.0.0.138)
+    // is CGNAT although the published A record is public.
+    *dns.zone.lock().unwrap() = good_zone(&dkim_txt(&r));
+    let udp = std::net::UdpSocket::bind("127.0.0.138:5351").unwrap();
+    udp.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let st = stop.clone();
+    let fake = std::thread::spawn(move || {
+        let mut b = [0u8; 64];
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !st.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < until {
+            if let Ok((n, from)) = udp.recv_from(&mut b) {
+                if n == 2 && b[..2] == [0, 0] {
+                    let _ = udp.send_to(&[0, 128, 0, 0, 0, 0, 0, 5, 100, 64, 9, 9], from);
+                }
+            }
+        }
+    });
+    let with_router = |router: &str| {
+        let p = r.dir.path().join(format!("router-{router}.ini"));
+        std::fs::write(
+            &p,
+            format!("{}router_address = {router}\n", r.config_text()),
+        )
+        .unwrap();
+        let o = Command::new(common::bin())
+            .args(["doctor", "--config", p.to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = with_router("127.0.0.138");
+    assert_eq!(state(&out, "router"), "ok", "{out}");
+    assert!(
+        line(&out, "router").contains("WAN address 100.64.9.9"),
+        "{out}"
+    );
+    assert_eq!(state(&out, "wan"), "problem", "{out}");
+    assert!(
+        line(&out, "wan").contains("100.64.9.9 is a carrier-grade NAT"),
+        "{out}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    fake.join().unwrap();
+    // No NAT-PMP router there at all.
+    let out = with_router("127.0.0.137");
+    assert_eq!(state(&out, "router"), "problem", "{out}");
+    assert!(
+        line(&out, "router").contains("does not answer NAT-PMP"),
+        "{out}"
+    );
+
     // Clock unset: the real binary with its clock in 2000 (libfaketime).
     *dns.zone.lock().unwrap() = good_zone(&dkim_txt(&r));
     let (code, out) = doctor(&r, Some("@2000-01-01 00:00:00"));

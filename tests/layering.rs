@@ -32,6 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "dns",
             "tls",
             "https_client",
+            "natpmp",
         ],
     ),
     // 1: the shared context every session holds (relay::Ctx), accounts,

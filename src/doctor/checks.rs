@@ -236,18 +236,69 @@ pub fn certificate(cfg: &Config, now: i64) -> Check {
     }
 }
 
-/// The address the world reaches the relay at: the domain's A/AAAA (or the
-/// IP literal). A router-reported WAN address is not available here.
-pub fn wan(cfg: &Config, addrs: &[IpAddr]) -> Check {
+/// The router (NAT-PMP, RFC 6886 §3.2), asked only when port mapping is on
+/// or `router_address` is set: whether it answers, and its WAN address.
+pub async fn router(cfg: &Config) -> (Check, Option<std::net::Ipv4Addr>) {
+    let by_hand = "forward TCP 25 80 443 465 587 143 993 on the router to this box by hand";
+    let gw = match (cfg.port_mapping, cfg.router_address) {
+        (_, Some(r)) => r,
+        (true, None) => match crate::natpmp::gateway::default_gateway() {
+            Some(g) => g,
+            None => {
+                return (
+                    Check::problem("router", "no default gateway", "check the network"),
+                    None,
+                )
+            }
+        },
+        (false, None) => {
+            return (
+                Check::unknown(
+                    "router",
+                    "port_mapping is off: the router was not asked",
+                    by_hand,
+                ),
+                None,
+            )
+        }
+    };
+    match crate::natpmp::external_address(gw).await {
+        Ok((_, wan)) => (
+            Check::ok(
+                "router",
+                format!("the router {gw} answers NAT-PMP; WAN address {wan}"),
+            ),
+            Some(wan),
+        ),
+        Err(e) => (
+            Check::problem(
+                "router",
+                format!("the router {gw} does not answer NAT-PMP ({e})"),
+                format!("enable NAT-PMP/UPnP on the router, or {by_hand}"),
+            ),
+            None,
+        ),
+    }
+}
+
+/// The address the world reaches the relay at: the router's WAN address
+/// when it told us, and the domain's A/AAAA (or the IP literal).
+pub fn wan(cfg: &Config, published: &[IpAddr], router_wan: Option<std::net::Ipv4Addr>) -> Check {
     if cfg.mail_domain.starts_with('_') {
         return Check::ok("wan", "`_` domain: local network only");
+    }
+    let mut addrs: Vec<IpAddr> = router_wan.map(IpAddr::V4).into_iter().collect();
+    for a in published {
+        if !addrs.contains(a) {
+            addrs.push(*a);
+        }
     }
     if addrs.is_empty() {
         return Check::unknown("wan", "no address published", "publish the A record first");
     }
     let mut bad = Vec::new();
-    for a in addrs {
-        match classify(*a) {
+    for &a in &addrs {
+        match classify(a) {
             AddressKind::Public => {}
             AddressKind::Private => bad.push(format!("{a} is a private address")),
             AddressKind::Cgnat => bad.push(format!(

@@ -75,12 +75,9 @@ pub async fn run(cfg: &Config, resolver: &Resolver, now: i64) -> Vec<Check> {
     let mut out = vec![checks::clock(cfg, now)];
     let a = checks::dns(cfg, resolver, &mut out).await;
     out.push(checks::certificate(cfg, now));
-    out.push(Check::unknown(
-        "router",
-        "router port mapping is not built into this version",
-        "forward TCP 25 80 443 465 587 143 993 on the router to this box by hand",
-    ));
-    out.push(checks::wan(cfg, &a));
+    let (router, router_wan) = checks::router(cfg).await;
+    out.push(router);
+    out.push(checks::wan(cfg, &a, router_wan));
     out.push(checks::ports(cfg).await);
     out.push(checks::privacy(cfg));
     out

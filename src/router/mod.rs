@@ -5,10 +5,10 @@
 //! SIGTERM/SIGINT. All I/O is non-blocking UDP with deadlines. UPnP-IGD and
 //! PCP are not implemented yet.
 
-pub mod gateway;
-pub mod natpmp;
+pub use crate::natpmp;
+pub use crate::natpmp::gateway;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -17,9 +17,6 @@ use natpmp::Proto;
 use crate::doctor::address::{classify, AddressKind};
 use crate::relay::Ctx;
 
-/// RFC 6886 §3.1: first retransmission after 250 ms, doubling; we stop
-/// after 4 tries (3.75 s) instead of 9 (64 s).
-const TRIES: u32 = 4;
 const MAX_BACKOFF: u64 = 3600;
 
 /// Ports to map: every TCP service that is on, UDP 3478-style TURN when set.
@@ -41,35 +38,6 @@ pub fn wanted(cfg: &crate::config::Config) -> Vec<(Proto, u16)> {
         v.push((Proto::Udp, *port));
     }
     v
-}
-
-/// One request, retransmitted per RFC 6886 §3.1 until a reply parses.
-async fn transact<T>(
-    sock: &async_net::UdpSocket,
-    req: &[u8],
-    parse: impl Fn(&[u8]) -> Result<T, natpmp::Error>,
-) -> Result<T, String> {
-    let mut wait = Duration::from_millis(250);
-    let mut last = "no answer".to_string();
-    for _ in 0..TRIES {
-        sock.send(req).await.map_err(|e| e.to_string())?;
-        let deadline = std::time::Instant::now() + wait;
-        let mut buf = [0u8; 1100];
-        // Read until the deadline: stray or garbage datagrams are skipped.
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match crate::net::timeout(left, sock.recv(&mut buf)).await {
-                Some(Ok(n)) => match parse(&buf[..n]) {
-                    Ok(v) => return Ok(v),
-                    Err(natpmp::Error::Refused(c)) => return Err(natpmp::result_text(c)),
-                    Err(e) => last = e.to_string(),
-                },
-                Some(Err(e)) => last = e.to_string(),
-                None => break,
-            }
-        }
-        wait *= 2;
-    }
-    Err(last)
 }
 
 async fn sleep(secs: u64) {
@@ -99,7 +67,7 @@ pub async fn run(ctx: Rc<Ctx>) {
                 continue;
             };
             gw_cell.set(Some(gw));
-            let sock = match async_net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
+            let sock = match natpmp::connect(gw).await {
                 Ok(s) => s,
                 Err(e) => {
                     log::warn!("router: {e}");
@@ -107,12 +75,7 @@ pub async fn run(ctx: Rc<Ctx>) {
                     continue;
                 }
             };
-            if let Err(e) = sock.connect(SocketAddr::from((gw, natpmp::PORT))).await {
-                log::warn!("router: {e}");
-                sleep(60).await;
-                continue;
-            }
-            let ext = transact(
+            let ext = natpmp::transact(
                 &sock,
                 &natpmp::external_address_request(),
                 natpmp::parse_external_address,
@@ -152,7 +115,7 @@ pub async fn run(ctx: Rc<Ctx>) {
                         false => Err(natpmp::Error::Malformed("reply for another port")),
                     })
                 };
-                match transact(&sock, &req, parse).await {
+                match natpmp::transact(&sock, &req, parse).await {
                     Ok(m) => {
                         if m.external != *port {
                             log::warn!("router: port {port} is forwarded from external port {} (the standard port is taken)", m.external);
@@ -196,11 +159,7 @@ pub async fn run(ctx: Rc<Ctx>) {
     // Clean shutdown: RFC 6886 §3.4 deletion (lifetime 0), one round.
     let list = mapped.borrow().clone();
     if let (Some(gw), false) = (gw_cell.get(), list.is_empty()) {
-        if let Ok(sock) = async_net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
-            if sock
-                .connect(SocketAddr::from((gw, natpmp::PORT)))
-                .await
-                .is_ok()
+        if let Ok(sock) = natpmp::connect(gw).await {
             {
                 let mut n = 0;
                 for (proto, port) in &list {
@@ -211,7 +170,7 @@ pub async fn run(ctx: Rc<Ctx>) {
                             false => Err(natpmp::Error::Malformed("reply for another port")),
                         })
                     };
-                    if transact(&sock, &req, parse).await.is_ok() {
+                    if natpmp::transact(&sock, &req, parse).await.is_ok() {
                         n += 1;
                     }
                 }

@@ -1,8 +1,64 @@
-//! NAT-PMP (RFC 6886) messages, no I/O: external address (§3.2) and
-//! mapping requests (§3.3), and their responses. Every reply is checked for
-//! version, opcode and length; anything else is an error, never a panic.
+//! NAT-PMP (RFC 6886) messages: external address (§3.2) and mapping
+//! requests (§3.3), and their responses, without I/O; every reply is
+//! checked for version, opcode and length, anything else is an error, never
+//! a panic. [`transact`] sends one request over a connected non-blocking UDP
+//! socket with the §3.1 retransmission schedule. Used by the router service
+//! and by `chatrelay doctor`.
 
-use std::net::Ipv4Addr;
+pub mod gateway;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// RFC 6886 §3.1: first retransmission after 250 ms, doubling; we stop
+/// after 4 tries (3.75 s) instead of 9 (64 s).
+const TRIES: u32 = 4;
+
+/// One request, retransmitted per RFC 6886 §3.1 until a reply parses;
+/// garbage and unrelated datagrams are skipped.
+pub async fn transact<T>(
+    sock: &async_net::UdpSocket,
+    req: &[u8],
+    parse: impl Fn(&[u8]) -> Result<T, Error>,
+) -> Result<T, String> {
+    let mut wait = Duration::from_millis(250);
+    let mut last = "no answer".to_string();
+    for _ in 0..TRIES {
+        sock.send(req).await.map_err(|e| e.to_string())?;
+        let deadline = std::time::Instant::now() + wait;
+        let mut buf = [0u8; 1100];
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match crate::net::timeout(left, sock.recv(&mut buf)).await {
+                Some(Ok(n)) => match parse(&buf[..n]) {
+                    Ok(v) => return Ok(v),
+                    Err(Error::Refused(c)) => return Err(result_text(c)),
+                    Err(e) => last = e.to_string(),
+                },
+                Some(Err(e)) => last = e.to_string(),
+                None => break,
+            }
+        }
+        wait *= 2;
+    }
+    Err(last)
+}
+
+/// A UDP socket connected to the router's NAT-PMP port.
+pub async fn connect(router: Ipv4Addr) -> Result<async_net::UdpSocket, String> {
+    let sock = async_net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .await
+        .map_err(|e| e.to_string())?;
+    sock.connect(SocketAddr::from((router, PORT)))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(sock)
+}
+
+/// The router's WAN address (§3.2): (epoch, address).
+pub async fn external_address(router: Ipv4Addr) -> Result<(u32, Ipv4Addr), String> {
+    let sock = connect(router).await?;
+    transact(&sock, &external_address_request(), parse_external_address).await
+}
 
 /// RFC 6886 §3: the gateway listens on UDP 5351.
 pub const PORT: u16 = 5351;
