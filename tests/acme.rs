@@ -585,15 +585,24 @@ fn unreachable_rate_limited_and_clock_in_the_past() {
     )
     .unwrap();
     let log = dir.path().join("stderr.log");
-    let mut child = Command::new("faketime")
-        .args(["-f", "@2000-01-01 00:00:00"])
-        .arg(common::bin())
+    // libfaketime preloaded into the relay itself (the `faketime` wrapper
+    // would fork, and killing it would leave the relay running).
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("libfaketime (apt install faketime)");
+    let mut child = Command::new(common::bin())
         .args(["serve", "--config", ini.to_str().unwrap()])
+        .env("LD_PRELOAD", lib)
+        .env("FAKETIME", "@2000-01-01 00:00:00")
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
         .stderr(std::fs::File::create(&log).unwrap())
         .stdout(Stdio::null())
         .spawn()
-        .expect("faketime (apt install faketime)");
+        .unwrap();
     let text = || std::fs::read_to_string(&log).unwrap_or_default();
     let ok = common::wait_until(Duration::from_secs(30), || {
         text().contains("waiting for the clock to be set")

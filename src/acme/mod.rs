@@ -30,6 +30,10 @@ pub async fn run(ctx: Rc<Ctx>) {
     if cfg.tls_mode != TlsMode::Acme {
         return;
     }
+    if cfg.acme_directory.is_empty() {
+        log::warn!("ACME is off (acme_directory = off): the self-signed certificate is used");
+        return;
+    }
     let client = match crate::tls::client_configs(cfg.acme_extra_ca.as_deref()) {
         Ok(c) => c.verified,
         Err(e) => {

@@ -460,13 +460,16 @@ impl Config {
             },
             acme_directory: match p.string("acme_directory", "").trim() {
                 "" | "production" => LETS_ENCRYPT_PRODUCTION.to_string(),
+                // No ACME: the self-signed certificate stays (tests, or a
+                // relay behind something else that holds the certificate).
+                "off" => String::new(),
                 "staging" => LETS_ENCRYPT_STAGING.to_string(),
                 v if v.starts_with("https://") && crate::config::url::parse_url(v).is_some() => {
                     v.to_string()
                 }
                 v => {
                     return Err(ConfigError(format!(
-                        "bad value for acme_directory: {v:?} (expected staging, production or https://host[:port]/path)"
+                        "bad value for acme_directory: {v:?} (expected staging, production, off or https://host[:port]/path)"
                     )))
                 }
             },
