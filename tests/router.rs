@@ -168,13 +168,19 @@ struct Router {
 
 impl Router {
     fn start(net: &Net, dir: &std::path::Path) -> Router {
+        Self::start_with(net, dir, true)
+    }
+    /// `natpmp = false`: a UPnP-only router (and `secure_mode=no`, so a test
+    /// can map a port to another LAN address first).
+    fn start_with(net: &Net, dir: &std::path::Path, natpmp: bool) -> Router {
         let n = net.n;
+        let (np, secure) = if natpmp { ("yes", "yes") } else { ("no", "no") };
         let conf = dir.join("miniupnpd.conf");
         std::fs::write(
             &conf,
             format!(
-                "ext_ifname=acme{n}w0\nlistening_ip=acme{n}l0\nhttp_port=5000\nenable_natpmp=yes\n\
-                 enable_upnp=yes\nsecure_mode=yes\nsystem_uptime=yes\n\
+                "ext_ifname=acme{n}w0\nlistening_ip=acme{n}l0\nhttp_port=5000\nenable_natpmp={np}\n\
+                 enable_upnp=yes\nsecure_mode={secure}\nsystem_uptime=yes\n\
                  uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d0{n:02}\n\
                  allow 1-65535 10.213.{n}.0/24 1-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n"
             ),
@@ -376,6 +382,76 @@ fn miniupnpd_holds_renews_restores_and_drops_the_mappings() {
     );
     let list = net.upnpc_list();
     assert!(!list.contains(&format!("->{}:", net.lan_ip())), "{list}");
+}
+
+#[test]
+fn upnp_igd_when_the_router_has_no_nat_pmp_with_a_718_conflict() {
+    let net = Net::create(3);
+    let dir = TempDir::new("router");
+    let _router = Router::start_with(&net, dir.path(), false);
+    // Another device on the LAN already holds external port 25.
+    let other = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.ns('l'),
+        "timeout",
+        "10",
+        "upnpc",
+        "-e",
+        "other",
+        "-a",
+        "10.213.3.3",
+        "25",
+        "25",
+        "TCP",
+    ]);
+    assert!(
+        other.contains("is redirected to internal 10.213.3.3:25"),
+        "{other}"
+    );
+    let ini = relay_ini_lifetime(dir.path(), "router3.test", &net.lan_ip(), "", 60);
+    let ns = net.ns('l');
+    let relay = start_relay(&["ip", "netns", "exec", &ns], &ini, dir.path());
+    assert!(
+        common::wait_until(Duration::from_secs(40), || relay
+            .log()
+            .contains("router: mapped 6 of 7 ports by UPnP")),
+        "{}",
+        relay.log()
+    );
+    let log = relay.log();
+    assert!(
+        log.contains("using UPnP-IGD urn:schemas-upnp-org:service:WANIPConnection:2"),
+        "{log}"
+    );
+    assert!(
+        log.contains("port 25 not mapped: 718 ConflictInMappingEntry"),
+        "{log}"
+    );
+    assert!(
+        log.contains("router: WAN address 11.13.3.2 (public)"),
+        "{log}"
+    );
+    let list = net.upnpc_list();
+    for p in [80, 443, 465, 587, 143, 993] {
+        assert!(list.contains(&format!("->10.213.3.2:{p} ")), "{p}: {list}");
+    }
+    assert!(list.contains("->10.213.3.3:25 "), "{list}");
+    sh(&["kill", "-TERM", &relay.child.id().to_string()]);
+    assert!(
+        common::wait_until(Duration::from_secs(10), || relay
+            .log()
+            .contains("router: removed 6 of 6 port mappings")),
+        "{}",
+        relay.log()
+    );
+    let list = net.upnpc_list();
+    assert!(!list.contains("->10.213.3.2:"), "{list}");
+    assert!(
+        list.contains("->10.213.3.3:25 "),
+        "the other device's mapping stays: {list}"
+    );
 }
 
 #[test]

@@ -1,13 +1,14 @@
 //! Fuzz the parsers of what the relay reads from its home network and
 //! disk (issue 13): NAT-PMP replies (RFC 6886), dyndns2 answers, the
-//! procfs address and route tables, and the stored ACME certificate file.
+//! procfs address and route tables, UPnP-IGD (SSDP answers, device
+//! descriptions, SOAP answers), and the stored ACME certificate file.
 //! Arbitrary bytes must give a value or an error, never a panic.
 //!
 //! cargo +nightly fuzz run home_net
 #![no_main]
 
 use chatrelay::ddns::{addresses, proto};
-use chatrelay::router::{gateway, natpmp};
+use chatrelay::router::{gateway, natpmp, upnp};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -24,5 +25,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(!a.is_loopback());
     }
     let _ = gateway::parse(&text);
+    let _ = upnp::ssdp_location(&text);
+    let _ = upnp::wan_service(&text, "http://10.0.0.1:5000/rootDesc.xml");
+    let _ = upnp::soap_result(200, &text);
+    let _ = upnp::soap_result(500, &text);
+    let _ = upnp::external_ip(&text);
+    let _ = upnp::split_http_url(&text);
     let _ = chatrelay::tls::store::parse_issued(&text);
 });

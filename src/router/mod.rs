@@ -1,9 +1,12 @@
-//! Router port mapping with NAT-PMP (RFC 6886): the relay asks the default
-//! gateway for its WAN address and to forward each port the relay serves,
-//! renews every mapping at half its lifetime (which also brings back
-//! mappings a rebooted router forgot, RFC 6886 §3.7), and deletes them on
-//! SIGTERM/SIGINT. All I/O is non-blocking UDP with deadlines. UPnP-IGD and
-//! PCP are not implemented yet.
+//! Router port mapping with NAT-PMP (RFC 6886), else UPnP-IGD (IGD:2 or
+//! IGD:1): the relay asks the router for its WAN address and to forward
+//! each port the relay serves, renews every mapping at half its lifetime
+//! (which also brings back mappings a rebooted router forgot, RFC 6886
+//! §3.7), and deletes them on SIGTERM/SIGINT. All I/O is non-blocking with
+//! deadlines. PCP is not implemented.
+
+pub mod igd;
+pub mod upnp;
 
 pub use crate::natpmp;
 pub use crate::natpmp::gateway;
@@ -40,6 +43,61 @@ pub fn wanted(cfg: &crate::config::Config) -> Vec<(Proto, u16)> {
     v
 }
 
+fn proto_name(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "TCP",
+        Proto::Udp => "UDP",
+    }
+}
+
+fn say_wan(wan: Ipv4Addr) {
+    match classify(IpAddr::V4(wan)) {
+        AddressKind::Public => log::info!("router: WAN address {wan} (public)"),
+        AddressKind::Cgnat => log::warn!("router: WAN address {wan} is carrier-grade NAT (100.64.0.0/10): connections from the Internet cannot reach this relay"),
+        AddressKind::Private => log::warn!("router: WAN address {wan} is private: connections from the Internet cannot reach this relay (double NAT?)"),
+    }
+}
+
+/// One UPnP round: WAN address, then AddPortMapping for every port
+/// (WANIPConnection §2.4.16; 718 = another device holds the port).
+/// Returns the lease to renew by.
+async fn upnp_round(
+    cfg: &crate::config::Config,
+    g: &igd::Igd,
+    ports: &[(Proto, u16)],
+    mapped: &std::cell::RefCell<Vec<(Proto, u16)>>,
+) -> u64 {
+    if let Some(wan) = igd::external_ip(g).await {
+        say_wan(wan);
+    }
+    let mut ok = Vec::new();
+    for (proto, port) in ports {
+        match igd::add(
+            g,
+            proto_name(*proto),
+            *port,
+            cfg.port_mapping_lifetime as u32,
+        )
+        .await
+        {
+            Ok(()) => ok.push((*proto, *port)),
+            Err(code) => log::warn!("router: port {port} not mapped: {}", upnp::fault_text(code)),
+        }
+    }
+    log::info!(
+        "router: mapped {} of {} ports by UPnP ({}), lifetime {} s",
+        ok.len(),
+        ports.len(),
+        ok.iter()
+            .map(|(_, p)| p.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        cfg.port_mapping_lifetime
+    );
+    *mapped.borrow_mut() = ok;
+    cfg.port_mapping_lifetime
+}
+
 async fn sleep(secs: u64) {
     async_io::Timer::after(Duration::from_secs(secs.max(1))).await;
 }
@@ -53,6 +111,7 @@ pub async fn run(ctx: Rc<Ctx>) {
     let ports = wanted(&cfg);
     let mapped = std::cell::RefCell::new(Vec::<(Proto, u16)>::new());
     let gw_cell = std::cell::Cell::new(None::<Ipv4Addr>);
+    let igd_cell = std::cell::RefCell::new(None::<igd::Igd>);
     let work = async {
         let mut failures = 0u32;
         let mut last_epoch: Option<u32> = None;
@@ -83,13 +142,30 @@ pub async fn run(ctx: Rc<Ctx>) {
             .await;
             let (epoch, wan) = match ext {
                 Ok(v) => v,
+                // UPnP-IGD only on the LAN's own router: an explicit
+                // `router_address` means that NAT-PMP router.
+                Err(e)
+                    if cfg.router_address.is_none() && {
+                        let found = igd::discover().await;
+                        let some = found.is_some();
+                        *igd_cell.borrow_mut() = found;
+                        some
+                    } =>
+                {
+                    let g = igd_cell.borrow().clone().expect("found");
+                    log::info!("router: no NAT-PMP ({e}); using UPnP-IGD {}", g.service);
+                    let lifetime = upnp_round(&cfg, &g, &ports, &mapped).await;
+                    failures = 0;
+                    sleep((lifetime / 2).max(1)).await;
+                    continue;
+                }
                 Err(e) => {
                     failures += 1;
                     let w = (cfg.port_mapping_lifetime / 4)
                         .max(30)
                         .saturating_mul(1 << failures.min(8))
                         .min(MAX_BACKOFF);
-                    log::warn!("router: no NAT-PMP answer from the router ({e}): forward the ports by hand; next try in {w} s");
+                    log::warn!("router: no NAT-PMP answer from the router ({e}) and no UPnP-IGD: forward the ports by hand; next try in {w} s");
                     sleep(w).await;
                     continue;
                 }
@@ -98,11 +174,8 @@ pub async fn run(ctx: Rc<Ctx>) {
                 log::info!("router: the router restarted (epoch went back); mapping again");
             }
             last_epoch = Some(epoch);
-            match classify(IpAddr::V4(wan)) {
-                AddressKind::Public => log::info!("router: WAN address {wan} (public)"),
-                AddressKind::Cgnat => log::warn!("router: WAN address {wan} is carrier-grade NAT (100.64.0.0/10): connections from the Internet cannot reach this relay"),
-                AddressKind::Private => log::warn!("router: WAN address {wan} is private: connections from the Internet cannot reach this relay (double NAT?)"),
-            }
+            say_wan(wan);
+            *igd_cell.borrow_mut() = None;
             let mut ok = Vec::new();
             let mut lifetime = cfg.port_mapping_lifetime;
             for (proto, port) in &ports {
@@ -156,8 +229,18 @@ pub async fn run(ctx: Rc<Ctx>) {
         }
     };
     futures_lite::future::or(work, signal).await;
-    // Clean shutdown: RFC 6886 §3.4 deletion (lifetime 0), one round.
     let list = mapped.borrow().clone();
+    if let (Some(g), false) = (igd_cell.borrow().clone(), list.is_empty()) {
+        let mut n = 0;
+        for (proto, port) in &list {
+            if igd::delete(&g, proto_name(*proto), *port).await.is_ok() {
+                n += 1;
+            }
+        }
+        log::info!("router: removed {n} of {} port mappings", list.len());
+        std::process::exit(0);
+    }
+    // Clean shutdown: RFC 6886 §3.4 deletion (lifetime 0), one round.
     if let (Some(gw), false) = (gw_cell.get(), list.is_empty()) {
         if let Ok(sock) = natpmp::connect(gw).await {
             {
