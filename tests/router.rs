@@ -142,17 +142,24 @@ impl Net {
                 .output();
         }
     }
+    /// `upnpc` on the LAN side; tried again (5 times at most) while it finds
+    /// no IGD: a busy machine can make miniupnpd slow to answer SSDP.
+    fn upnpc(&self, args: &[&str]) -> String {
+        let ns = self.ns('l');
+        let mut cmd = vec!["ip", "netns", "exec", &ns, "timeout", "15", "upnpc"];
+        cmd.extend_from_slice(args);
+        let mut out = String::new();
+        for _ in 0..5 {
+            out = sh(&cmd);
+            if !out.contains("No IGD UPnP Device") && !out.contains("No valid UPNP") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        out
+    }
     fn upnpc_list(&self) -> String {
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.ns('l'),
-            "timeout",
-            "10",
-            "upnpc",
-            "-l",
-        ])
+        self.upnpc(&["-l"])
     }
 }
 
@@ -182,7 +189,9 @@ impl Router {
                 "ext_ifname=acme{n}w0\nlistening_ip=acme{n}l0\nhttp_port=5000\nenable_natpmp={np}\n\
                  enable_upnp=yes\nsecure_mode={secure}\nsystem_uptime=yes\n\
                  uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d0{n:02}\n\
-                 allow 1-65535 10.213.{n}.0/24 1-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n"
+                 lease_file={}\n\
+                 allow 1-65535 10.213.{n}.0/24 1-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n",
+                dir.join("leases").display()
             ),
         )
         .unwrap();
@@ -200,7 +209,14 @@ impl Router {
             .stderr(std::fs::File::create(dir.join("miniupnpd.log")).unwrap())
             .spawn()
             .expect("miniupnpd (apt install miniupnpd miniupnpc)");
-        std::thread::sleep(Duration::from_millis(500));
+        let log = dir.join("miniupnpd.log");
+        assert!(
+            common::wait_until(Duration::from_secs(15), || std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("HTTP listening on port")),
+            "miniupnpd did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         Router { child }
     }
     fn stop(&mut self) {
@@ -292,6 +308,14 @@ fn start_relay(prefix: &[&str], ini: &std::path::Path, dir: &std::path::Path) ->
 
 const PORTS: [u16; 7] = [25, 80, 443, 465, 587, 143, 993];
 
+/// The miniupnpd tests run one at a time (two routers starting together on
+/// a busy machine made SSDP answers miss `upnpc`'s window).
+static ROUTERS: Mutex<()> = Mutex::new(());
+
+fn one_router_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ROUTERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn all_mapped(list: &str, lan: &str) -> bool {
     PORTS
         .iter()
@@ -300,10 +324,11 @@ fn all_mapped(list: &str, lan: &str) -> bool {
 
 #[test]
 fn miniupnpd_holds_renews_restores_and_drops_the_mappings() {
+    let _one = one_router_at_a_time();
     let net = Net::create(1);
     let dir = TempDir::new("router");
     let mut router = Router::start(&net, dir.path());
-    let ini = relay_ini_lifetime(dir.path(), "router1.test", &net.lan_ip(), "", 10);
+    let ini = relay_ini_lifetime(dir.path(), "router1.test", &net.lan_ip(), "", 20);
     let ns = net.ns('l');
     let relay = start_relay(&["ip", "netns", "exec", &ns], &ini, dir.path());
     assert!(
@@ -322,7 +347,7 @@ fn miniupnpd_holds_renews_restores_and_drops_the_mappings() {
     );
     let list = net.upnpc_list();
     assert!(all_mapped(&list, &net.lan_ip()), "{list}");
-    // Renewed at half the 10 s lifetime.
+    // Renewed at half the 20 s lifetime.
     let before = relay.count("router: mapped 7 of 7");
     std::thread::sleep(Duration::from_secs(11));
     assert!(
@@ -330,9 +355,12 @@ fn miniupnpd_holds_renews_restores_and_drops_the_mappings() {
         "{}",
         relay.log()
     );
-    assert!(all_mapped(&net.upnpc_list(), &net.lan_ip()));
+    let list = net.upnpc_list();
+    assert!(all_mapped(&list, &net.lan_ip()), "{list}\n{}", relay.log());
     // The router restarts and forgets everything: the mappings come back.
     router.stop();
+    // Forgets for real: no lease file to reload from.
+    let _ = std::fs::remove_file(dir.path().join("leases"));
     sh(&[
         "ip",
         "netns",
@@ -360,7 +388,7 @@ fn miniupnpd_holds_renews_restores_and_drops_the_mappings() {
     let _router2 = Router::start(&net, dir.path());
     let t0 = Instant::now();
     assert!(
-        common::wait_until(Duration::from_secs(15), || all_mapped(
+        common::wait_until(Duration::from_secs(30), || all_mapped(
             &net.upnpc_list(),
             &net.lan_ip()
         )),
@@ -386,26 +414,12 @@ fn miniupnpd_holds_renews_restores_and_drops_the_mappings() {
 
 #[test]
 fn upnp_igd_when_the_router_has_no_nat_pmp_with_a_718_conflict() {
+    let _one = one_router_at_a_time();
     let net = Net::create(3);
     let dir = TempDir::new("router");
     let _router = Router::start_with(&net, dir.path(), false);
     // Another device on the LAN already holds external port 25.
-    let other = sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &net.ns('l'),
-        "timeout",
-        "10",
-        "upnpc",
-        "-e",
-        "other",
-        "-a",
-        "10.213.3.3",
-        "25",
-        "25",
-        "TCP",
-    ]);
+    let other = net.upnpc(&["-e", "other", "-a", "10.213.3.3", "25", "25", "TCP"]);
     assert!(
         other.contains("is redirected to internal 10.213.3.3:25"),
         "{other}"
