@@ -230,7 +230,8 @@ pub async fn run(ctx: Rc<Ctx>) {
     };
     futures_lite::future::or(work, signal).await;
     let list = mapped.borrow().clone();
-    if let (Some(g), false) = (igd_cell.borrow().clone(), list.is_empty()) {
+    let igd_now = igd_cell.borrow().clone();
+    if let (Some(g), false) = (igd_now, list.is_empty()) {
         let mut n = 0;
         for (proto, port) in &list {
             if igd::delete(&g, proto_name(*proto), *port).await.is_ok() {
