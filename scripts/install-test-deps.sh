@@ -50,6 +50,16 @@ for tp in which:debianutils file:file perl:perl wget:wget cpio:cpio unzip:unzip 
           bc:bc cmp:diffutils g++:g++ patch:patch bzip2:bzip2 git:git xz:xz-utils; do
     command -v "${tp%%:*}" >/dev/null 2>&1 || need+=("${tp#*:}")
 done
+# ACME tests: a real ACME server with validation (pebble, pebble-challtestsrv as its DNS)
+# and libfaketime for the "clock far in the past" case.
+command -v pebble >/dev/null 2>&1 || need+=(pebble)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
+# Router tests: miniupnpd (nftables backend) as the router in network
+# namespaces, upnpc to list its mappings.
+command -v miniupnpd >/dev/null 2>&1 || need+=(miniupnpd miniupnpd-nftables)
+command -v upnpc >/dev/null 2>&1 || need+=(miniupnpc)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 # coturn: only its test clients (turnutils_uclient/_peer) are used, against
 # our TURN server (tests/turn_coturn.rs). Its daemon must not run (it would

@@ -8,6 +8,23 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The clock is taken as unset before this (2026-01-01T00:00:00Z): a
+/// Raspberry Pi without RTC boots near its image's build time or 1970, and
+/// certificates, DKIM signatures and expiry decisions made then are wrong.
+pub const CLOCK_FLOOR: i64 = 1_767_225_600;
+
+/// `2026-12-01T13:05:00Z` (RFC 3339, UTC).
+pub fn format_utc(t: i64) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(86400));
+    let s = t.rem_euclid(86400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn now_secs() -> i64 {
     SystemTime::now()

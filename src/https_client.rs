@@ -43,6 +43,32 @@ pub async fn post(
     body: &[u8],
     limit: Duration,
 ) -> Result<Response, String> {
+    send(cfg, addr, host, "POST", path, headers, body, limit).await
+}
+
+/// GET `https://<host><path>` at `addr` (dynamic DNS updates).
+pub async fn get(
+    cfg: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    limit: Duration,
+) -> Result<Response, String> {
+    send(cfg, addr, host, "GET", path, headers, b"", limit).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    cfg: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    limit: Duration,
+) -> Result<Response, String> {
     let tcp = timeout(limit, async_net::TcpStream::connect(addr))
         .await
         .ok_or("connect timeout")?
@@ -63,7 +89,7 @@ pub async fn post(
         format!("{host}:{}", addr.port())
     };
     let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host_hdr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host_hdr}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
     for (k, v) in headers {

@@ -22,20 +22,25 @@ pub mod https_client;
 pub mod hub;
 pub mod logger;
 pub mod mail;
+pub mod natpmp;
 pub mod net;
 pub mod policy;
 pub mod store;
 pub mod tls;
 
 // 1: shared context
+pub mod doctor;
 pub mod relay;
 
 // 2: protocol services
+pub mod acme;
+pub mod ddns;
 pub mod http;
 pub mod imap;
 pub mod outbound;
 pub mod prune;
 pub mod push;
+pub mod router;
 pub mod smtp;
 pub mod turn;
 

@@ -10,8 +10,10 @@ use chatrelay::config::Config;
 
 const USAGE: &str = "usage:
   chatrelay serve  [--config chatmail.ini] [--data-dir DIR] [--heartbeat-file PATH] [--logs-in-ram]
+                   [--clock-synced-file PATH] [--port-mapping auto|off]
                    run the relay (the event loop touches PATH every second;
-                   --logs-in-ram: as logs_in_ram = true)
+                   --logs-in-ram: as logs_in_ram = true;
+                   ACME waits until the clock-synced file exists)
   chatrelay invite [--config chatmail.ini] [--data-dir DIR]   print an invitation link and QR code
                    (invite mode: the first-start invitation while no account exists)
   chatrelay invite new [--uses N] [--expires 7d]   make an invite token (registration = invite)
@@ -22,6 +24,7 @@ const USAGE: &str = "usage:
                    apply the retention rules now (as if N days later); works
                    whether the relay runs (control socket) or not
   chatrelay turn-probe [--config chatmail.ini]   check that our TURN server answers STUN Binding
+  chatrelay doctor [--config chatmail.ini] [--data-dir DIR]   check clock, DNS, certificate, address, ports
   chatrelay version
 
 Without --config, chatrelay runs as a relay for the local network: the
@@ -32,6 +35,8 @@ struct Args {
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     heartbeat_file: Option<PathBuf>,
+    clock_synced_file: Option<PathBuf>,
+    port_mapping: Option<bool>,
     dry_run: bool,
     days: i64,
     logs_in_ram: bool,
@@ -50,6 +55,8 @@ fn parse_args() -> Result<Args, String> {
         config: None,
         data_dir: None,
         heartbeat_file: None,
+        clock_synced_file: None,
+        port_mapping: None,
         dry_run: false,
         days: 0,
         logs_in_ram: false,
@@ -63,6 +70,17 @@ fn parse_args() -> Result<Args, String> {
             "--data-dir" => a.data_dir = Some(it.next().ok_or("--data-dir needs a path")?.into()),
             "--heartbeat-file" => {
                 a.heartbeat_file = Some(it.next().ok_or("--heartbeat-file needs a path")?.into())
+            }
+            "--clock-synced-file" => {
+                a.clock_synced_file =
+                    Some(it.next().ok_or("--clock-synced-file needs a path")?.into())
+            }
+            "--port-mapping" => {
+                a.port_mapping = Some(match it.next().as_deref() {
+                    Some("auto") => true,
+                    Some("off") => false,
+                    _ => return Err("--port-mapping needs auto or off".into()),
+                })
             }
             "--dry-run" => a.dry_run = true,
             "--logs-in-ram" => a.logs_in_ram = true,
@@ -164,6 +182,12 @@ fn load_config(a: &Args) -> Result<Config, String> {
     if a.logs_in_ram {
         cfg.logs_in_ram = true;
     }
+    if let Some(m) = a.port_mapping {
+        cfg.port_mapping = m;
+    }
+    if let Some(h) = &a.clock_synced_file {
+        cfg.clock_synced_file = Some(h.clone());
+    }
     for k in &cfg.unused_keys {
         log::warn!("config: unknown key {k:?} ignored");
     }
@@ -240,6 +264,28 @@ fn print_dns(cfg: &Config) -> Result<(), String> {
     println!("_imap._tcp.{d}.  3600 IN SRV 0 1 143 {d}.");
     println!("_imaps._tcp.{d}.  3600 IN SRV 0 1 993 {d}.");
     print_turn_ports(cfg);
+    Ok(())
+}
+
+/// `chatrelay doctor`: exit status 1 when a problem was found.
+fn doctor(cfg: &Config) -> Result<(), String> {
+    let resolver = if cfg.dns_servers.is_empty() {
+        chatrelay::dns::Resolver::from_resolv_conf()
+    } else {
+        chatrelay::dns::Resolver::new(cfg.dns_servers.clone())
+    };
+    let checks = async_io::block_on(chatrelay::doctor::run(
+        cfg,
+        &resolver,
+        chatrelay::clock::now_secs(),
+    ));
+    print!("{}", chatrelay::doctor::render(&checks));
+    if checks
+        .iter()
+        .any(|c| c.state == chatrelay::doctor::State::Problem)
+    {
+        return Err("problems found".into());
+    }
     Ok(())
 }
 
@@ -441,6 +487,7 @@ fn main() -> ExitCode {
         "serve" => load_config(&args).and_then(serve),
         "invite" => load_config(&args).and_then(|c| invite(&c, &args)),
         "dns" => load_config(&args).and_then(|c| print_dns(&c)),
+        "doctor" => load_config(&args).and_then(|c| doctor(&c)),
         "prune" => load_config(&args).and_then(|c| prune(&c, args.days, args.dry_run)),
         "turn-probe" => load_config(&args).and_then(|c| {
             let ip = c.listen_address.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));

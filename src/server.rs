@@ -43,6 +43,15 @@ async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream, ip: IpSlot, lan: bool) {
         .alpn()
         .map(|i| i.map(|p| p.to_vec()).collect())
         .unwrap_or_default();
+    if crate::tls::resolver::is_acme_hello(&alpn) {
+        // RFC 8737 §3: a validation handshake; nothing follows it.
+        let _ = timeout(
+            HANDSHAKE_TIMEOUT,
+            start.into_stream(ctx.tls.acme_tls.clone()),
+        )
+        .await;
+        return;
+    }
     let (cfg, kind) = if alpn.iter().any(|p| p == b"imap") {
         (ctx.tls.alpn_imap.clone(), Service::Imaps)
     } else if alpn.iter().any(|p| p == b"smtp") {
@@ -224,6 +233,9 @@ pub async fn run(
     ex.spawn(crate::relay::delivery::run_committer(ctx.clone()))
         .detach();
     ex.spawn(crate::prune::control::daily(ctx.clone())).detach();
+    ex.spawn(crate::acme::run(ctx.clone())).detach();
+    ex.spawn(crate::ddns::run(ctx.clone())).detach();
+    ex.spawn(crate::router::run(ctx.clone())).detach();
     ex.spawn(crate::push::run(ex.clone(), ctx.clone(), queues.push))
         .detach();
     match crate::prune::control::listener(&cfg) {

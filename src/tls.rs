@@ -11,6 +11,11 @@ use rustls::ServerConfig;
 use crate::config::{Config, TlsMode};
 use crate::net::Conn;
 
+pub mod resolver;
+pub mod store;
+
+pub use resolver::CertResolver;
+
 /// Every TLS handshake must finish within this (a silent peer holds no slot).
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -40,6 +45,10 @@ pub struct TlsConfigs {
     pub tls12: Arc<ServerConfig>,
     /// Inbound MX STARTTLS on 25: TLS 1.2 and 1.3, no ALPN.
     pub mx: Arc<ServerConfig>,
+    /// TLS-ALPN-01 validation handshakes on 443 (ALPN `acme-tls/1`, RFC 8737).
+    pub acme_tls: Arc<ServerConfig>,
+    /// The certificate all of the above serve; ACME swaps it at run time.
+    pub resolver: Arc<CertResolver>,
 }
 
 #[derive(Debug)]
@@ -102,7 +111,7 @@ pub fn ensure_self_signed(cfg: &Config) -> Result<(PathBuf, PathBuf), TlsError> 
     Ok((cert_path, key_path))
 }
 
-fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), TlsError> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -137,8 +146,7 @@ fn load(
 }
 
 fn build(
-    certs: &[CertificateDer<'static>],
-    key: &PrivateKeyDer<'static>,
+    resolver: &Arc<CertResolver>,
     tls13_only: bool,
     alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, TlsError> {
@@ -151,30 +159,53 @@ fn build(
         .with_protocol_versions(versions)
         .map_err(|e| TlsError(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs.to_vec(), key.clone_key())
-        .map_err(|e| TlsError(format!("certificate/key mismatch or unsupported key: {e}")))?;
+        .with_cert_resolver(resolver.clone());
     c.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
     // Small session cache: resumption helps reconnecting phones.
     c.session_storage = rustls::server::ServerSessionMemoryCache::new(256);
     Ok(Arc::new(c))
 }
 
-pub fn load_configs(cfg: &Config) -> Result<TlsConfigs, TlsError> {
-    let (cert, key) = match &cfg.tls_mode {
+/// The certificate to serve at startup: the external files, the stored ACME
+/// certificate when it still fits (same directory, every name, not expired),
+/// else the self-signed one (also until ACME's first issuance).
+fn initial_key(cfg: &Config) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+    let files = match &cfg.tls_mode {
         TlsMode::External { cert, key } => (cert.clone(), key.clone()),
         TlsMode::SelfSigned => ensure_self_signed(cfg)?,
         TlsMode::Acme => {
-            log::warn!("ACME is not implemented yet: using a self-signed certificate");
+            match store::load_issued(&cfg.data_dir) {
+                Ok(Some(i))
+                    if i.directory == cfg.acme_directory
+                        && i.covers(&cfg.acme_names())
+                        && i.not_after > crate::clock::now_secs() =>
+                {
+                    return Ok(i.key);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    log::error!("ACME: stored certificate unusable ({e}); ordering a new one")
+                }
+            }
             ensure_self_signed(cfg)?
         }
     };
-    let (certs, key) = load(&cert, &key)?;
+    let (certs, key) = load(&files.0, &files.1)?;
+    let ck = rustls::sign::CertifiedKey::from_der(certs, key, &provider())
+        .map_err(|e| TlsError(format!("certificate/key mismatch or unsupported key: {e}")))?;
+    Ok(Arc::new(ck))
+}
+
+pub fn load_configs(cfg: &Config) -> Result<TlsConfigs, TlsError> {
+    let resolver = CertResolver::new(initial_key(cfg)?);
     Ok(TlsConfigs {
-        tls13: build(&certs, &key, true, &[])?,
-        alpn_imap: build(&certs, &key, true, &[b"imap"])?,
-        alpn_smtp: build(&certs, &key, true, &[b"smtp"])?,
-        tls12: build(&certs, &key, false, &[b"http/1.1"])?,
-        mx: build(&certs, &key, false, &[])?,
+        tls13: build(&resolver, true, &[])?,
+        alpn_imap: build(&resolver, true, &[b"imap"])?,
+        alpn_smtp: build(&resolver, true, &[b"smtp"])?,
+        tls12: build(&resolver, false, &[b"http/1.1"])?,
+        mx: build(&resolver, false, &[])?,
+        acme_tls: build(&resolver, false, &[resolver::ACME_TLS_ALPN])?,
+        resolver,
     })
 }
 

@@ -32,16 +32,19 @@ const LAYERS: &[(&str, &[&str])] = &[
             "dns",
             "tls",
             "https_client",
+            "natpmp",
         ],
     ),
     // 1: the shared context every session holds (relay::Ctx), accounts,
     // delivery into the store, the inbound pipeline.
-    ("context", &["relay"]),
+    ("context", &["relay", "doctor"]),
     // 2: protocol services. They use the context and the cores, never
     // each other.
     (
         "services",
-        &["smtp", "imap", "http", "outbound", "push", "prune", "turn"],
+        &[
+            "smtp", "imap", "http", "outbound", "push", "prune", "turn", "acme", "ddns", "router",
+        ],
     ),
     // 3: listeners and dispatch.
     ("server", &["server"]),

@@ -19,7 +19,7 @@ pub enum TlsMode {
     SelfSigned,
     /// `tls_external_cert_and_key = "<cert> <key>"`.
     External { cert: PathBuf, key: PathBuf },
-    /// Let's Encrypt (not implemented yet; falls back to self-signed with a warning).
+    /// ACME (RFC 8555, `src/acme`): self-signed until the first issuance.
     Acme,
 }
 
@@ -128,8 +128,48 @@ pub struct Config {
     pub appversions: Option<String>,
     /// The relay's log is kept in RAM only (the appliance); stated on the privacy page.
     pub logs_in_ram: bool,
+    /// ACME directory URL (`acme_directory`; `staging` = Let's Encrypt staging).
+    pub acme_directory: String,
+    /// Extra CA (PEM) trusted for the ACME directory's HTTPS (tests).
+    pub acme_extra_ca: Option<PathBuf>,
+    /// Which challenge ACME answers.
+    pub acme_challenge: AcmeChallenge,
+    /// Seconds before the first retry of a failed order (doubles up to a day).
+    pub acme_retry_min: u64,
+    /// ACME waits until this file exists (the appliance's NTP-synced mark).
+    pub clock_synced_file: Option<PathBuf>,
+    /// dyndns2 update URL (`https://…/nic/update`); `None`: no DDNS.
+    pub ddns_url: Option<String>,
+    pub ddns_user: String,
+    pub ddns_password: String,
+    /// Name to update (default `mail_domain`).
+    pub ddns_hostname: String,
+    /// Seconds before the first retry of a failed update (doubles to 6 h).
+    pub ddns_retry_min: u64,
+    /// Seconds between looks at the addresses.
+    pub ddns_check_interval: u64,
+    /// Where the box's IPv6 addresses are read (Linux procfs).
+    pub ddns_if_inet6: PathBuf,
+    /// Map the relay's ports on the router (NAT-PMP).
+    pub port_mapping: bool,
+    /// Lifetime asked for each mapping, seconds (renewed at half).
+    pub port_mapping_lifetime: u64,
+    /// The router to ask (default: the IPv4 default gateway).
+    pub router_address: Option<Ipv4Addr>,
     /// Keys that were present but unknown (warned about at startup).
     pub unused_keys: Vec<String>,
+}
+
+pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// `acme_challenge`: RFC 8737 TLS-ALPN-01 on the HTTPS port, RFC 8555 §8.3
+/// HTTP-01 on port 80, or `auto` (TLS-ALPN-01, HTTP-01 after a failed validation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    Auto,
+    TlsAlpn01,
+    Http01,
 }
 
 #[derive(Debug)]
@@ -496,6 +536,84 @@ impl Config {
             appversions: appversions::load(p.raw("appversions_file").as_deref())
                 .map_err(|e| ConfigError(format!("bad appversions_file: {e}")))?,
             logs_in_ram: p.boolean("logs_in_ram", false)?,
+            acme_directory: match p.string("acme_directory", "").trim() {
+                "" | "production" => LETS_ENCRYPT_PRODUCTION.to_string(),
+                // No ACME: the self-signed certificate stays (tests, or a
+                // relay behind something else that holds the certificate).
+                "off" => String::new(),
+                "staging" => LETS_ENCRYPT_STAGING.to_string(),
+                v if v.starts_with("https://") && crate::config::url::parse_url(v).is_some() => {
+                    v.to_string()
+                }
+                v => {
+                    return Err(ConfigError(format!(
+                        "bad value for acme_directory: {v:?} (expected staging, production, off or https://host[:port]/path)"
+                    )))
+                }
+            },
+            acme_extra_ca: match p.string("acme_extra_ca", "") {
+                s if s.trim().is_empty() => None,
+                s => Some(s.trim().into()),
+            },
+            acme_challenge: match p.string("acme_challenge", "auto").trim() {
+                "auto" | "" => AcmeChallenge::Auto,
+                "tls-alpn-01" => AcmeChallenge::TlsAlpn01,
+                "http-01" => AcmeChallenge::Http01,
+                v => {
+                    return Err(ConfigError(format!(
+                        "bad value for acme_challenge: {v:?} (expected auto, tls-alpn-01 or http-01)"
+                    )))
+                }
+            },
+            acme_retry_min: parse_duration("acme_retry_min", &p.string("acme_retry_min", "10m"))?
+                .max(1),
+            clock_synced_file: match p.string("clock_synced_file", "") {
+                s if s.trim().is_empty() => None,
+                s => Some(s.trim().into()),
+            },
+            ddns_url: match p.string("ddns_url", "").trim() {
+                "" => None,
+                v if crate::config::url::parse_url(v).is_some() => Some(v.to_string()),
+                v => {
+                    return Err(ConfigError(format!(
+                        "bad value for ddns_url: {v:?} (expected https://host[:port]/path)"
+                    )))
+                }
+            },
+            ddns_user: p.string("ddns_user", ""),
+            ddns_password: p.string("ddns_password", ""),
+            ddns_hostname: match p.string("ddns_hostname", "").trim() {
+                "" => mail_domain.clone(),
+                v => v.to_string(),
+            },
+            ddns_retry_min: parse_duration("ddns_retry_min", &p.string("ddns_retry_min", "10m"))?
+                .max(1),
+            ddns_check_interval: parse_duration(
+                "ddns_check_interval",
+                &p.string("ddns_check_interval", "5m"),
+            )?
+            .max(1),
+            ddns_if_inet6: p.string("ddns_if_inet6", "/proc/net/if_inet6").into(),
+            port_mapping: match p.string("port_mapping", "off").trim() {
+                "auto" => true,
+                "off" | "" => false,
+                v => {
+                    return Err(ConfigError(format!(
+                        "bad value for port_mapping: {v:?} (expected auto or off)"
+                    )))
+                }
+            },
+            port_mapping_lifetime: parse_duration(
+                "port_mapping_lifetime",
+                &p.string("port_mapping_lifetime", "2h"),
+            )?
+            .clamp(2, 86_400),
+            router_address: match p.string("router_address", "").trim() {
+                "" => None,
+                v => Some(v.parse().map_err(|_| {
+                    ConfigError(format!("bad value for router_address: {v:?} (expected an IPv4 address)"))
+                })?),
+            },
             unused_keys: Vec::new(),
             mail_domain,
         };
@@ -522,6 +640,13 @@ impl Config {
             Some(ip) => ip.to_string(),
             None => self.mail_domain.clone(),
         }
+    }
+
+    /// Names of the ACME certificate: the domain, `mta-sts.` and `www.`
+    /// (upstream's certificate has the same three).
+    pub fn acme_names(&self) -> Vec<String> {
+        let d = &self.mail_domain;
+        vec![d.clone(), format!("mta-sts.{d}"), format!("www.{d}")]
     }
 
     pub fn self_signed(&self) -> bool {

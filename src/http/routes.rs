@@ -10,6 +10,13 @@ use crate::store::invites::Refusal;
 
 /// Port 80: everything redirects to HTTPS (ACME HTTP-01 comes with ACME support).
 pub fn plain_http(ctx: &Ctx, req: &Request) -> Response {
+    // RFC 8555 §8.3: the key authorization of a pending HTTP-01 challenge.
+    if let Some(token) = req.path.strip_prefix("/.well-known/acme-challenge/") {
+        return match ctx.tls.resolver.http_challenge(token) {
+            Some(ka) => Response::new(200, "application/octet-stream", ka),
+            None => Response::text(404, "no such challenge\n"),
+        };
+    }
     let mut r = Response::text(301, "");
     let port = if ctx.cfg.https_port == 443 {
         String::new()

@@ -229,7 +229,8 @@ pub fn config_text(n: u8, data_dir: &Path, extra: &str) -> String {
          smtp_port = 0\nsubmission_port = 0\nsubmissions_port = 0\nimap_port = 143\n\
          imaps_port = 993\nhttps_port = 443\nhttp_port = 0\n\
          nocreate_file = {}\n\
-         max_load_1m = 1000\nmin_available_memory = 1M\nmin_free_disk_space = 1M\n{extra}\n",
+         max_load_1m = 1000\nmin_available_memory = 1M\nmin_free_disk_space = 1M\n\
+         acme_directory = off\n{extra}\n",
         data_dir.display(),
         data_dir.with_file_name("nocreate").display(),
     )
