@@ -93,6 +93,11 @@ pub struct Config {
     pub dkim_selector: String,
     /// Sign with Ed25519 (RFC 8463) instead of RSA-2048.
     pub dkim_ed25519: bool,
+    /// Folder for `chatrelay backup` without `--out`/`--to-dir` (and the
+    /// appliance's daily backup); empty: none configured.
+    pub backup_dir: PathBuf,
+    /// Archives kept in a backup folder (the oldest beyond this are removed).
+    pub backup_keep: usize,
     /// Keys that were present but unknown (warned about at startup).
     pub unused_keys: Vec<String>,
 }
@@ -417,6 +422,15 @@ impl Config {
                     return Err(bad());
                 }
                 (h, m)
+            },
+            backup_dir: p.string("backup_dir", "").trim().into(),
+            backup_keep: match p.num("backup_keep", 7usize)? {
+                0 => {
+                    return Err(ConfigError(
+                        "bad value for backup_keep: 0 (keep at least 1)".into(),
+                    ))
+                }
+                n => n,
             },
             unused_keys: Vec::new(),
             mail_domain,

@@ -12,7 +12,10 @@ pub mod devicetoken;
 mod prune;
 mod push;
 mod queue;
+mod snapshot;
 pub mod writer;
+
+pub use snapshot::{body_files, strip_messages, INDEX_FILE};
 
 pub use bodies::write_durable;
 pub use push::PushEntry;
