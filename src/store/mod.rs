@@ -495,6 +495,18 @@ impl Store {
         Ok((max_id, removed))
     }
 
+    /// Empty every table that holds messages or exists for them (see
+    /// `snapshot::strip_messages`).
+    fn clear_message_tables(tx: &redb::WriteTransaction) -> Result<()> {
+        macro_rules! clear {
+            ($($t:expr),*) => {$(
+                tx.open_table($t)?.retain(|_, _| false)?;
+            )*};
+        }
+        clear!(MESSAGES, BODIES, INLINE, MBCOUNT, QUOTA, QUEUE, PUSH);
+        Ok(())
+    }
+
     fn next_counter(tx: &redb::WriteTransaction, name: &str, at_least: u64) -> Result<u64> {
         let mut t = tx.open_table(COUNTERS)?;
         let cur = t.get(name)?.map(|v| v.value()).unwrap_or(0);

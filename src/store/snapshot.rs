@@ -16,7 +16,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableTable};
 
-use super::{Result, Store, BODIES, INLINE, MBCOUNT, MESSAGES, PUSH, QUEUE, QUOTA};
+use super::{Result, Store, BODIES, INLINE};
 
 /// File name of the index inside a data folder.
 pub const INDEX_FILE: &str = "index.redb";
@@ -64,15 +64,7 @@ pub fn strip_messages(index: &Path) -> Result<()> {
     let mut db = Database::create(index)?;
     {
         let tx = db.begin_write()?;
-        macro_rules! clear {
-            ($($t:expr),*) => {$(
-                {
-                    let mut t = tx.open_table($t)?;
-                    t.retain(|_, _| false)?;
-                }
-            )*};
-        }
-        clear!(MESSAGES, BODIES, INLINE, MBCOUNT, QUOTA, QUEUE, PUSH);
+        Store::clear_message_tables(&tx)?;
         tx.commit()?;
     }
     db.compact()
