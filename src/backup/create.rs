@@ -30,7 +30,7 @@ pub struct Summary {
 /// (a snapshot copy goes in instead), bodies (listed by the snapshot),
 /// half-written files, the control socket and the backup status file.
 const SKIP_TOP: &[&str] = &[
-    crate::store::INDEX_FILE,
+    crate::store::snapshot::INDEX_FILE,
     "bodies",
     "tmp",
     "control.sock",
@@ -137,9 +137,9 @@ fn write_inner(
         .copy_index(copy)
         .map_err(|e| format!("copying the index: {e}"))?;
     if opts.without_messages {
-        crate::store::strip_messages(copy).map_err(|e| format!("index copy: {e}"))?;
+        crate::store::snapshot::strip_messages(copy).map_err(|e| format!("index copy: {e}"))?;
     }
-    let ids = crate::store::body_files(copy).map_err(|e| format!("index copy: {e}"))?;
+    let ids = crate::store::snapshot::body_files(copy).map_err(|e| format!("index copy: {e}"))?;
     let created = crate::clock::now_secs().max(0) as u64;
     let mut w = Writer {
         tar: tar::Builder::new(out),
@@ -154,7 +154,7 @@ fn write_inner(
     w.add_bytes_unlisted(manifest::FORMAT_PATH, fmt.encode().as_bytes())
         .map_err(io("writing the archive"))?;
     w.add_file(
-        &format!("{}{}", manifest::DATA_PREFIX, crate::store::INDEX_FILE),
+        &format!("{}{}", manifest::DATA_PREFIX, crate::store::snapshot::INDEX_FILE),
         copy,
     )
     .map_err(io("index copy"))?;

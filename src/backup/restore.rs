@@ -138,7 +138,7 @@ fn unpack(r: impl Read, staging: &Path, cfg_tmp: Option<&Path>) -> Result<Report
         crate::store::fsync_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     // The index must open (and is closed cleanly again).
-    let idx = staging.join(crate::store::INDEX_FILE);
+    let idx = staging.join(crate::store::snapshot::INDEX_FILE);
     redb::Database::open(&idx).map_err(|e| format!("the archive's index does not open: {e}"))?;
     report.files = listed.len() as u64;
     report.bytes = listed.iter().map(|e| e.size).sum();

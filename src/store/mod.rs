@@ -12,10 +12,8 @@ pub mod devicetoken;
 mod prune;
 mod push;
 mod queue;
-mod snapshot;
+pub mod snapshot;
 pub mod writer;
-
-pub use snapshot::{body_files, strip_messages, INDEX_FILE};
 
 pub use bodies::write_durable;
 pub use push::PushEntry;
