@@ -154,7 +154,11 @@ fn write_inner(
     w.add_bytes_unlisted(manifest::FORMAT_PATH, fmt.encode().as_bytes())
         .map_err(io("writing the archive"))?;
     w.add_file(
-        &format!("{}{}", manifest::DATA_PREFIX, crate::store::snapshot::INDEX_FILE),
+        &format!(
+            "{}{}",
+            manifest::DATA_PREFIX,
+            crate::store::snapshot::INDEX_FILE
+        ),
         copy,
     )
     .map_err(io("index copy"))?;
