@@ -220,6 +220,29 @@ fn bad_archives_are_refused_before_anything_changes() {
         before.keys().collect::<Vec<_>>()
     );
 
+    // A rotated folder keeps the newest --keep archives; the status file
+    // (what the status screen shows) names the last one.
+    let rot = tmp.path().join("rotated");
+    let cfg = r.config_path();
+    for _ in 0..3 {
+        let (code, _, err) = run_cli(
+            &["backup", "--config", cfg.to_str().unwrap(), "--to-dir", rot.to_str().unwrap(), "--keep", "2"],
+            CLI,
+        );
+        assert_eq!(code, Some(0), "{err}");
+        std::thread::sleep(Duration::from_millis(1100)); // names have 1 s resolution
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&rot)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let st = std::fs::read_to_string(r.data_dir().join("backup-status")).unwrap();
+    assert!(st.contains(&format!("file {}", names[1])) && st.contains("result ok"), "{st}");
+    let size = std::fs::metadata(rot.join(&names[1])).unwrap().len();
+    assert!(st.contains(&format!("size {size}")), "{st}");
+
     // The relay was serving the whole time; offline backup works too.
     r.assert_serving();
     r.stop();
