@@ -18,6 +18,9 @@ use redb::{Database, ReadableTable};
 
 use super::{Result, Store, BODIES, INLINE};
 
+/// redb cache for the one-pass walks over an index copy.
+const SCAN_CACHE: usize = 2 * 1024 * 1024;
+
 /// File name of the index inside a data folder.
 pub const INDEX_FILE: &str = "index.redb";
 
@@ -35,7 +38,11 @@ impl Store {
 /// The body ids of the index copy at `index` that live in body files (not
 /// inline), ascending.
 pub fn body_files(index: &Path) -> Result<Vec<u64>> {
-    let db = Database::create(index)?;
+    // A small cache: the walk reads every page once (measured: the default
+    // cache let a 68 MB index add 26 MB of RSS to the backup).
+    let db = Database::builder()
+        .set_cache_size(SCAN_CACHE)
+        .create(index)?;
     let tx = db.begin_read()?;
     let inline: HashSet<u64> = {
         let t = tx.open_table(INLINE)?;
@@ -61,7 +68,9 @@ pub fn body_files(index: &Path) -> Result<Vec<u64>> {
 /// it. Accounts, mailboxes (with their UID counters), metadata and every
 /// other table stay. For `chatrelay backup --without-messages`.
 pub fn strip_messages(index: &Path) -> Result<()> {
-    let mut db = Database::create(index)?;
+    let mut db = Database::builder()
+        .set_cache_size(SCAN_CACHE)
+        .create(index)?;
     {
         let tx = db.begin_write()?;
         Store::clear_message_tables(&tx)?;
