@@ -41,7 +41,10 @@ fn message(i: usize, size: usize) -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            m.push(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(x % 64) as usize]);
+            m.push(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                    [(x % 64) as usize],
+            );
         }
         m.extend_from_slice(b"\r\n");
     }
@@ -80,9 +83,13 @@ fn main() {
     let (store, bytes) = {
         let store = Store::open(&data).unwrap();
         let day = (chatrelay::clock::now_secs() / 86400) as u32;
-        let addrs: Vec<String> = (0..50).map(|a| format!("bench{a:04}@example.org")).collect();
+        let addrs: Vec<String> = (0..50)
+            .map(|a| format!("bench{a:04}@example.org"))
+            .collect();
         for a in &addrs {
-            store.create_account(a, "{SHA512-CRYPT}$6$x$y", day).unwrap();
+            store
+                .create_account(a, "{SHA512-CRYPT}$6$x$y", day)
+                .unwrap();
         }
         let mut batch = Vec::new();
         let mut bytes = 0u64;
@@ -91,7 +98,15 @@ fn main() {
             if i % 10 == 9 {
                 let m = message(i, 200_000);
                 bytes += m.len() as u64;
-                store.deliver(&m, &[(addr, "INBOX")], &Flags::default(), 1_700_000_000, None).unwrap();
+                store
+                    .deliver(
+                        &m,
+                        &[(addr, "INBOX")],
+                        &Flags::default(),
+                        1_700_000_000,
+                        None,
+                    )
+                    .unwrap();
                 continue;
             }
             let m = message(i, 4_000);
@@ -227,14 +242,23 @@ fn main() {
     let r = chatrelay::backup::restore::restore(
         chatrelay::backup::crypt::open(
             std::fs::File::open(&enc).unwrap(),
-            Some(age::secrecy::SecretString::from("bench passphrase".to_string())),
+            Some(age::secrecy::SecretString::from(
+                "bench passphrase".to_string(),
+            )),
         )
         .unwrap(),
         &target,
-        &chatrelay::backup::restore::Options { force: true, config_out: None },
+        &chatrelay::backup::restore::Options {
+            force: true,
+            config_out: None,
+        },
     )
     .unwrap();
-    println!("restore, encrypted (--force over the first): {:.2} s ({} files)", t.elapsed().as_secs_f64(), r.files);
+    println!(
+        "restore, encrypted (--force over the first): {:.2} s ({} files)",
+        t.elapsed().as_secs_f64(),
+        r.files
+    );
     let _ = std::fs::remove_dir_all(&root);
     let _ = Path::new("");
 }

@@ -226,7 +226,15 @@ fn bad_archives_are_refused_before_anything_changes() {
     let cfg = r.config_path();
     for _ in 0..3 {
         let (code, _, err) = run_cli(
-            &["backup", "--config", cfg.to_str().unwrap(), "--to-dir", rot.to_str().unwrap(), "--keep", "2"],
+            &[
+                "backup",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--to-dir",
+                rot.to_str().unwrap(),
+                "--keep",
+                "2",
+            ],
             CLI,
         );
         assert_eq!(code, Some(0), "{err}");
@@ -239,7 +247,10 @@ fn bad_archives_are_refused_before_anything_changes() {
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
     let st = std::fs::read_to_string(r.data_dir().join("backup-status")).unwrap();
-    assert!(st.contains(&format!("file {}", names[1])) && st.contains("result ok"), "{st}");
+    assert!(
+        st.contains(&format!("file {}", names[1])) && st.contains("result ok"),
+        "{st}"
+    );
     let size = std::fs::metadata(rot.join(&names[1])).unwrap().len();
     assert!(st.contains(&format!("size {size}")), "{st}");
 
