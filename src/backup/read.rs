@@ -110,7 +110,6 @@ pub fn read(
         Some(Ok(_)) => return Err("members after the MANIFEST".into()),
         Some(Err(e)) => return Err(damaged(&e)),
     }
-    drop(entries);
     // Drain to the end: an encrypted stream authenticates its last chunk
     // only when it is read.
     io::copy(&mut ar.into_inner(), &mut io::sink()).map_err(|e| damaged(&e))?;
