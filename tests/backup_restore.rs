@@ -263,10 +263,17 @@ fn round_trip_under_load_with_encryption_and_dkim() {
             data.to_str().unwrap(),
             "--passphrase-file",
             pass_file.to_str().unwrap(),
+            "--config-out",
+            dir.path().join("restored.ini").to_str().unwrap(),
         ],
         CLI,
     );
     assert_eq!(code, Some(0), "restore: {out} {err}");
+    // The archive carried the config it was made with.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("restored.ini")).unwrap(),
+        std::fs::read_to_string(a.r.config_path()).unwrap()
+    );
     assert_eq!(std::fs::read(data.join("dkim/opendkim.key")).unwrap(), key);
     // No client address anywhere in what was restored.
     for f in walk(&data) {
