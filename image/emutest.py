@@ -13,7 +13,9 @@ Boots the SD-card image that image/build.sh assembled, under QEMU (TCG):
   rcK). Boot C on the same disk with chatmail.ini, wifi.txt and
   authorized_keys on the boot partition: the relay honours them, SSH with the
   key only (and a look from inside), data still intact, then the frozen
-  watchdog daemon gets the VM reset by the hardware watchdog. Boot D: a disk
+  watchdog daemon gets the VM reset by the hardware watchdog; a backup is
+  taken over SSH. Boot F: a fresh disk with that backup on its boot
+  partition restores it at first boot (accounts, messages, config). Boot D: a disk
   without a data partition gets one. Boot E: domain mode on the console.
 * ``raspi3b``: smoke boot of the SD image itself (firmware, DTBs, config.txt,
   cmdline.txt present; the relay answers over USB networking).
@@ -564,6 +566,26 @@ def check_accounts_persist(accts: list[dict], port: int = P_IMAPS) -> None:
         raise AssertionError(f"{a['email']} accepted a wrong password: the account was not kept")
 
 
+def take_backup(key: Path) -> bytes:
+    """`chatrelay backup` over SSH on the running appliance (online: through
+    its control socket), with the boot partition's config; the archive and
+    its status file (what the status screen shows)."""
+    p = ssh(key, "chatrelay backup --config /run/chatrelay/chatmail.ini --data-dir /data/chatrelay "
+                 "--out - 2>/dev/null", timeout=120)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    assert b"chatrelay-backup/MANIFEST" in p.stdout, "no manifest in the archive"
+    assert b"10.0.2.2" not in p.stdout, "the archive holds the client (host) address"
+    figures["backup of the test relay (online, over SSH)"] = f"{len(p.stdout) / 1e3:.0f} kB"
+    return p.stdout
+
+
+def check_restored_at_first_boot(vm: VM, disk: Path, accts: list[dict]) -> None:
+    vm.wait_serial(r"restore: restored \d+ files", 180)
+    vm.wait_imaps(1993, 120)   # the archive's chatmail.ini moved IMAPS to 1993
+    check_accounts_persist(accts, 1993)
+    check_nothing_lost(accts[1], 1993)
+
+
 def check_graceful_reboot(vm: VM) -> None:
     vm.wait_serial(r"^\(Enter: refresh\)", 60)
     vm.hmp("sendkey ctrl-alt-delete")
@@ -764,6 +786,7 @@ def main() -> int:
         if accts:
             check("virt: accounts and messages intact after the graceful reboot",
                   lambda: (check_accounts_persist(accts), check_nothing_lost(accts[1])))
+        archive = check("virt: chatrelay backup of the running relay over SSH", take_backup, key)
         st = check("virt: a stalled event loop (relay stopped, heartbeat stale) restarts the relay",
                    check_stalled_loop_restarts, vm, key)
         if st:
@@ -773,6 +796,18 @@ def main() -> int:
         if wd:
             figures["watchdog reset after the daemon stopped"] = f"{wd:.0f} s"
         vm.kill()
+
+        # ---- boot F: a fresh card with that backup on its boot partition --
+        if archive and accts:
+            disk = fresh_disk("virt-restore", "2G")
+            mcopy_in(disk, "chatrelay-backup-test.tar", archive)
+            vm = VM("virt-restore", disk, fwd={P_IMAPS: 1993, P_SMTPS: 465, P_HTTPS: 443, P_SSH: 22}).start()
+            vms.append(vm)
+            check("virt: backup on the boot partition restored at first boot (accounts, messages, config)",
+                  check_restored_at_first_boot, vm, disk, accts)
+            vm.kill()
+            check("virt: the restored backup file is renamed (*.restored), not applied twice",
+                  lambda: mtype(disk, "chatrelay-backup-test.tar.restored"))
 
         # ---- boot D: a card whose data partition is missing -------------
         disk = fresh_disk("virt-nodata", "2G")

@@ -120,6 +120,12 @@ if [ -f tests/postfix/install.sh ]; then
     log "running tests/postfix/install.sh"
     sh tests/postfix/install.sh
 fi
+# Dovecot: writes the upstream-style fixture of tests/import_upstream.rs
+# (its own instance; the distribution's service stays off).
+if [ -f tests/dovecot/install.sh ]; then
+    log "running tests/dovecot/install.sh"
+    $SUDO sh tests/dovecot/install.sh
+fi
 # The appliance image (image/test.sh).
 if [ -f image/install-deps.sh ]; then
     log "running image/install-deps.sh"

@@ -7,7 +7,8 @@
 //!    `net`, `mail`, `hub`, `store`, `policy`, `dkim`, `dns`, `tls`,
 //!    `https_client`;
 //! 1. the shared context `relay` (`relay::Ctx`, accounts, delivery, the
-//!    inbound pipeline);
+//!    inbound pipeline), `backup` and `upstream` (archives of the data
+//!    folder, import from an upstream relay);
 //! 2. protocol services: `smtp`, `imap`, `http`, `outbound`, `push`, `prune`,
 //!    `turn`;
 //! 3. `server`: binds the listeners and dispatches connections to services.
@@ -30,7 +31,9 @@ pub mod tls;
 
 // 1: shared context
 pub mod doctor;
+pub mod backup;
 pub mod relay;
+pub mod upstream;
 
 // 2: protocol services
 pub mod acme;

@@ -25,6 +25,16 @@ const USAGE: &str = "usage:
                    whether the relay runs (control socket) or not
   chatrelay turn-probe [--config chatmail.ini]   check that our TURN server answers STUN Binding
   chatrelay doctor [--config chatmail.ini] [--data-dir DIR]   check clock, DNS, certificate, address, ports
+  chatrelay backup [--config chatmail.ini] [--data-dir DIR] [--out FILE|- | --to-dir DIR [--keep N]]
+                   [--without-messages] [--passphrase-file FILE]
+                   write a consistent archive (relay running or not); --to-dir keeps the
+                   newest N (default: backup_keep) dated archives in DIR
+  chatrelay restore FILE|- [--config chatmail.ini] [--data-dir DIR] [--force]
+                   [--passphrase-file FILE] [--config-out PATH]
+                   verify the archive, then replace the (empty) data folder with it
+  chatrelay import-upstream MAILBOXES_DIR [--config chatmail.ini] [--data-dir DIR]
+                   [--dkim-key FILE] [--tls-dir DIR]
+                   import an upstream chatmail relay's accounts, mail, DKIM key, certificate
   chatrelay version
 
 Without --config, chatrelay runs as a relay for the local network: the
@@ -45,6 +55,10 @@ struct Args {
     uses: u32,
     /// Seconds.
     expires: i64,
+    /// backup / restore / import-upstream options and positional arguments
+    opt: std::collections::HashMap<&'static str, String>,
+    flags: Vec<&'static str>,
+    rest: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -63,6 +77,9 @@ fn parse_args() -> Result<Args, String> {
         words: Vec::new(),
         uses: 1,
         expires: 7 * 86400,
+        opt: Default::default(),
+        flags: Vec::new(),
+        rest: Vec::new(),
     };
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -104,8 +121,33 @@ fn parse_args() -> Result<Args, String> {
                 a.expires = chatrelay::config::parse_duration("--expires", &v)
                     .map_err(|e| e.to_string())? as i64;
             }
+            "--out" | "--to-dir" | "--keep" | "--passphrase-file" | "--config-out"
+            | "--dkim-key" | "--tls-dir" => {
+                let k: &'static str = [
+                    "--out",
+                    "--to-dir",
+                    "--keep",
+                    "--passphrase-file",
+                    "--config-out",
+                    "--dkim-key",
+                    "--tls-dir",
+                ]
+                .into_iter()
+                .find(|k| *k == arg)
+                .expect("listed");
+                a.opt
+                    .insert(k, it.next().ok_or(format!("{k} needs a value"))?);
+            }
+            "--without-messages" => a.flags.push("--without-messages"),
+            "--force" => a.flags.push("--force"),
             "-h" | "--help" => return Err(USAGE.to_string()),
-            w if !w.starts_with('-') => a.words.push(w.to_string()),
+            other if !other.starts_with('-') || other == "-" => {
+                // `invite new` words and backup/restore/import positionals.
+                if other != "-" {
+                    a.words.push(other.to_string());
+                }
+                a.rest.push(other.to_string());
+            }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -451,6 +493,70 @@ fn invite(cfg: &Config, a: &Args) -> Result<(), String> {
     }
 }
 
+/// `chatrelay backup`.
+fn backup(cfg: &Config, a: &Args) -> Result<(), String> {
+    use chatrelay::backup::command::{BackupArgs, Target};
+    let keep = match a.opt.get("--keep") {
+        Some(k) => k.parse().map_err(|_| "--keep needs a whole number")?,
+        None => cfg.backup_keep,
+    };
+    let target = match (a.opt.get("--out"), a.opt.get("--to-dir")) {
+        (Some(_), Some(_)) => return Err("give --out or --to-dir, not both".into()),
+        (Some(o), None) if o == "-" => Target::Stdout,
+        (Some(o), None) => Target::File(o.into()),
+        (None, Some(d)) => Target::Dir(d.into(), keep),
+        (None, None) if !cfg.backup_dir.as_os_str().is_empty() => {
+            Target::Dir(cfg.backup_dir.clone(), keep)
+        }
+        (None, None) => return Err("give --out FILE|- or --to-dir DIR (or set backup_dir)".into()),
+    };
+    let args = BackupArgs {
+        target,
+        without_messages: a.flags.contains(&"--without-messages"),
+        config: a.config.clone(),
+        passphrase: chatrelay::backup::crypt::passphrase(
+            a.opt.get("--passphrase-file").map(std::path::Path::new),
+        )?,
+    };
+    let r = chatrelay::backup::command::backup(cfg, &args)?;
+    eprintln!("{r}");
+    Ok(())
+}
+
+/// `chatrelay restore`.
+fn restore(cfg: &Config, a: &Args) -> Result<(), String> {
+    let [file] = a.rest.as_slice() else {
+        return Err("usage: chatrelay restore FILE|- [options]".into());
+    };
+    let opts = chatrelay::backup::restore::Options {
+        force: a.flags.contains(&"--force"),
+        config_out: a.opt.get("--config-out").map(PathBuf::from),
+    };
+    let pass = chatrelay::backup::crypt::passphrase(
+        a.opt.get("--passphrase-file").map(std::path::Path::new),
+    )?;
+    println!(
+        "{}",
+        chatrelay::backup::command::restore(&cfg.data_dir, file, pass, &opts)?
+    );
+    Ok(())
+}
+
+/// `chatrelay import-upstream`.
+fn import_upstream(cfg: &Config, a: &Args) -> Result<(), String> {
+    let [dir] = a.rest.as_slice() else {
+        return Err("usage: chatrelay import-upstream MAILBOXES_DIR [options]".into());
+    };
+    let opts = chatrelay::upstream::Options {
+        mailboxes_dir: dir.into(),
+        dkim_key: a.opt.get("--dkim-key").map(PathBuf::from),
+        tls_dir: a.opt.get("--tls-dir").map(PathBuf::from),
+    };
+    let report = chatrelay::upstream::import(cfg, &opts)?;
+    print!("{report}");
+    Ok(())
+}
+
 fn serve(cfg: Config) -> Result<(), String> {
     let (ctx, queues) = chatrelay::relay::Ctx::open(cfg)?;
     use chatrelay::config::Registration;
@@ -494,6 +600,9 @@ fn main() -> ExitCode {
             let a = std::net::SocketAddr::new(ip, c.turn_port);
             chatrelay::turn::probe(a).map(|()| println!("turn-probe: STUN Binding answered by {a}"))
         }),
+        "backup" => load_config(&args).and_then(|c| backup(&c, &args)),
+        "restore" => load_config(&args).and_then(|c| restore(&c, &args)),
+        "import-upstream" => load_config(&args).and_then(|c| import_upstream(&c, &args)),
         "version" | "--version" => {
             println!("chatrelay {}", env!("CARGO_PKG_VERSION"));
             Ok(())

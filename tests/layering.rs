@@ -37,7 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     // 1: the shared context every session holds (relay::Ctx), accounts,
     // delivery into the store, the inbound pipeline.
-    ("context", &["relay", "doctor"]),
+    ("context", &["relay", "doctor", "backup", "upstream"]),
     // 2: protocol services. They use the context and the cores, never
     // each other.
     (

@@ -156,6 +156,11 @@ pub struct Config {
     pub port_mapping_lifetime: u64,
     /// The router to ask (default: the IPv4 default gateway).
     pub router_address: Option<Ipv4Addr>,
+    /// Folder for `chatrelay backup` without `--out`/`--to-dir` (and the
+    /// appliance's daily backup); empty: none configured.
+    pub backup_dir: PathBuf,
+    /// Archives kept in a backup folder (the oldest beyond this are removed).
+    pub backup_keep: usize,
     /// Keys that were present but unknown (warned about at startup).
     pub unused_keys: Vec<String>,
 }
@@ -613,6 +618,15 @@ impl Config {
                 v => Some(v.parse().map_err(|_| {
                     ConfigError(format!("bad value for router_address: {v:?} (expected an IPv4 address)"))
                 })?),
+            },
+            backup_dir: p.string("backup_dir", "").trim().into(),
+            backup_keep: match p.num("backup_keep", 7usize)? {
+                0 => {
+                    return Err(ConfigError(
+                        "bad value for backup_keep: 0 (keep at least 1)".into(),
+                    ))
+                }
+                n => n,
             },
             unused_keys: Vec::new(),
             mail_domain,

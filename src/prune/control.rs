@@ -91,6 +91,12 @@ pub async fn serve(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
             continue;
         }
         let parts: Vec<&str> = line.split_whitespace().collect();
+        if parts.first() == Some(&"backup") {
+            // `chatrelay backup`: the archive streams on this connection.
+            drop(r);
+            crate::backup::control::serve(ctx.store.clone(), conn, &parts[1..]).await;
+            continue;
+        }
         let reply = match parts.as_slice() {
             ["prune", days, dry] => match days.parse::<i64>() {
                 Ok(d) => {

@@ -13,6 +13,7 @@ pub mod invites;
 mod prune;
 mod push;
 mod queue;
+pub mod snapshot;
 pub mod writer;
 
 pub use bodies::write_durable;
@@ -492,6 +493,18 @@ impl Store {
         }
         tx.commit()?;
         Ok((max_id, removed))
+    }
+
+    /// Empty every table that holds messages or exists for them (see
+    /// `snapshot::strip_messages`).
+    fn clear_message_tables(tx: &redb::WriteTransaction) -> Result<()> {
+        macro_rules! clear {
+            ($($t:expr),*) => {$(
+                tx.open_table($t)?.retain(|_, _| false)?;
+            )*};
+        }
+        clear!(MESSAGES, BODIES, INLINE, MBCOUNT, QUOTA, QUEUE, PUSH);
+        Ok(())
     }
 
     fn next_counter(tx: &redb::WriteTransaction, name: &str, at_least: u64) -> Result<u64> {

@@ -105,6 +105,20 @@ impl Relay {
         r
     }
 
+    /// Start in an existing folder (its `data/` may hold a restored data
+    /// folder), with the default test config plus `extra`.
+    pub fn start_in(n: u8, dir: TempDir, extra: &str) -> Relay {
+        let mut r = Relay {
+            n,
+            dir,
+            extra: extra.to_string(),
+            child: None,
+        };
+        r.write_config();
+        r.spawn();
+        r
+    }
+
     pub fn config_text(&self) -> String {
         config_text(self.n, &self.data_dir(), &self.extra)
     }

@@ -390,6 +390,7 @@ class RelayFactory:
         start: bool = True,
         env: Optional[dict] = None,
         mail_domain: Optional[str] = None,
+        ip: Optional[str] = None,
         **params,
     ) -> Relay:
         """Create (and by default start) a relay.
@@ -397,7 +398,7 @@ class RelayFactory:
         ``params`` go into ``[params]`` over DEFAULT_PARAMS; ``mail_domain``
         defaults to the relay's own IP (IP-literal, self-signed mode).
         """
-        ip = IPS.next()
+        ip = ip or IPS.next()
         workdir = self._tmp.mktemp(f"relay-{ip}")
         merged = {"mail_domain": mail_domain or ip}
         merged.update(DEFAULT_PARAMS)
