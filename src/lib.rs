@@ -8,7 +8,8 @@
 //!    `https_client`;
 //! 1. the shared context `relay` (`relay::Ctx`, accounts, delivery, the
 //!    inbound pipeline);
-//! 2. protocol services: `smtp`, `imap`, `http`, `outbound`, `push`, `prune`;
+//! 2. protocol services: `smtp`, `imap`, `http`, `outbound`, `push`, `prune`,
+//!    `iroh` (the iroh relay);
 //! 3. `server`: binds the listeners and dispatches connections to services.
 #![forbid(unsafe_code)]
 
@@ -32,6 +33,7 @@ pub mod relay;
 // 2: protocol services
 pub mod http;
 pub mod imap;
+pub mod iroh;
 pub mod outbound;
 pub mod prune;
 pub mod push;

@@ -194,6 +194,15 @@ impl Stream {
         self.buf.len() - self.start
     }
 
+    /// Take the bytes received but not yet consumed (after an HTTP upgrade
+    /// they belong to the new protocol).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        let rest = self.buf.split_off(self.start);
+        self.buf = Vec::new();
+        self.start = 0;
+        rest
+    }
+
     fn compact(&mut self) {
         if self.start == self.buf.len() {
             self.buf = Vec::new();

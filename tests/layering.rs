@@ -41,7 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // each other.
     (
         "services",
-        &["smtp", "imap", "http", "outbound", "push", "prune"],
+        &["smtp", "imap", "http", "outbound", "push", "prune", "iroh"],
     ),
     // 3: listeners and dispatch.
     ("server", &["server"]),

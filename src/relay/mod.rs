@@ -24,6 +24,7 @@ pub mod inbound;
 pub mod invite;
 pub mod limits;
 pub mod ratelimit;
+pub mod stats;
 
 use auth::Auth;
 pub use limits::{ConnGuard, IpSlot, IpSlots};
@@ -69,6 +70,8 @@ pub struct Ctx {
     pub unauth: Rc<IpSlots>,
     /// Permits to buffer a body larger than [`BIG_BODY`] (memory bound).
     pub big_bodies: std::sync::Arc<async_lock::Semaphore>,
+    /// Counters of the realtime services (no keys, no addresses).
+    pub realtime: stats::Realtime,
 }
 
 /// The receiving ends of the wake-up channels the context owns: the server
@@ -138,6 +141,7 @@ impl Ctx {
             handshakes: Default::default(),
             unauth: Rc::new(IpSlots::new(limits::UNAUTH_PER_IP)),
             big_bodies: std::sync::Arc::new(async_lock::Semaphore::new(BIG_BODIES_AT_ONCE)),
+            realtime: Default::default(),
         };
         Ok((ctx, Queues { outbound, push }))
     }
