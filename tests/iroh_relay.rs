@@ -371,3 +371,98 @@ fn ten_thousand_connects() {
     r.assert_serving();
     eprintln!("10,000 connects in {:?}", t0.elapsed());
 }
+
+fn irohrelay_metadata(r: &Relay, user: &str) -> String {
+    let mut c = r.login(user);
+    let g = c.cmd("GETMETADATA \"\" (/shared/vendor/deltachat/irohrelay)");
+    assert!(g.ok(), "{g:?}");
+    g.text()
+}
+
+/// Without `iroh_relay`, METADATA names our own relay: a self-signed relay
+/// its plain-HTTP port (the client trusts only public certificates); an
+/// external relay wins and ours is off; an empty value advertises none.
+#[test]
+fn advertised_by_default_external_wins() {
+    let r = relay(105, "");
+    let t = irohrelay_metadata(&r, "irohmeta1");
+    assert!(t.contains("{23}\r\nhttp://127.0.0.105:3340)"), "{t}");
+    drop(r);
+
+    let r = Relay::start_with(105, "http_port = 80\n");
+    let t = irohrelay_metadata(&r, "irohmeta2");
+    assert!(t.contains("\r\nhttp://127.0.0.105)"), "{t}");
+    let mut c = connect(r.sock(80), &keypair());
+    assert!(c.ping(*b"port80..", &mut Vec::new()));
+    drop(r);
+
+    let r = relay(105, "iroh_relay = https://iroh.example.org\n");
+    let t = irohrelay_metadata(&r, "irohmeta3");
+    assert!(t.contains("\r\nhttps://iroh.example.org)"), "{t}");
+    let g = https_get(r.sock(443), &r.ip(), "/relay");
+    assert_eq!(g.status, 404, "our relay is off when another is configured");
+    assert!(TcpStream::connect(r.sock(PORT)).is_err(), "no relay port");
+    drop(r);
+
+    let r = relay(105, "iroh_relay =\n");
+    let t = irohrelay_metadata(&r, "irohmeta4");
+    assert!(t.contains("irohrelay NIL"), "{t}");
+}
+
+/// `iroh_relay_max_clients` caps the clients (503 beyond); a client that
+/// sends nothing for `iroh_relay_idle_timeout` is dropped, one that answers
+/// the relay's pings stays.
+#[test]
+fn client_cap_and_idle_timeout() {
+    let r = relay(
+        106,
+        "iroh_relay_max_clients = 2\niroh_relay_idle_timeout = 3\n",
+    );
+    let addr = r.sock(PORT);
+    let silent = connect(addr, &keypair());
+    let mut live = connect(addr, &keypair());
+    let full = Conn::open(
+        TcpStream::connect(addr).unwrap(),
+        false,
+        "x",
+        &hello(&keypair()),
+    );
+    assert_eq!(full.status(), 503, "{}", full.head);
+    let t0 = Instant::now();
+    // The live one answers pings for 6 s (in a thread), then is checked.
+    let live_thread = std::thread::spawn(move || {
+        live.tcp
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        while t0.elapsed() < Duration::from_secs(6) {
+            if let Some((t, p)) = live.frame() {
+                assert_eq!(t, PING);
+                live.send(&frame(PONG, &p));
+            } else {
+                live.buf.clear();
+            }
+        }
+        live.tcp
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        live
+    });
+    let mut silent = silent;
+    // The silent one reads (sees the pings) but never answers.
+    let mut pings = 0;
+    while let Some((t, _)) = silent.frame() {
+        assert_eq!(t, PING);
+        pings += 1;
+        assert!(t0.elapsed() < Duration::from_secs(15), "not dropped");
+    }
+    let idle = t0.elapsed();
+    assert!(pings >= 1, "the relay pinged");
+    assert!(
+        idle >= Duration::from_secs(2) && idle < Duration::from_secs(6),
+        "{idle:?}"
+    );
+    let mut live = live_thread.join().unwrap();
+    assert!(live.ping(*b"alive...", &mut Vec::new()));
+    assert_eq!(stats(&r.data_dir())["iroh_clients"], 1);
+    r.assert_no_panic();
+}

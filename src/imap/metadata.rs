@@ -26,8 +26,9 @@ impl Session {
         let cfg = &self.ctx.cfg;
         match key.to_ascii_lowercase().as_str() {
             "/shared/vendor/deltachat/maxsmtprecipients" => Some(b"1000".to_vec()),
+            // A configured external relay, else our own (upstream's default).
             "/shared/vendor/deltachat/irohrelay" => {
-                cfg.iroh_relay.as_ref().map(|v| v.as_bytes().to_vec())
+                cfg.advertised_iroh_relay().map(String::into_bytes)
             }
             "/shared/vendor/deltachat/turn" => cfg.turn.as_ref().map(|(host, port, secret)| {
                 turn_credentials(host, *port, secret, now_secs() + TURN_VALIDITY).into_bytes()
