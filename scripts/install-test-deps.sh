@@ -34,6 +34,9 @@ apt_install() {
 need=()
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v timeout >/dev/null 2>&1 || need+=(coreutils)
+# The strict iroh realtime e2e test drops UDP inside its own network namespace.
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # --- Python venv -----------------------------------------------------------
