@@ -41,8 +41,12 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upstream pings every 15 s.
 pub const MAX_PING_INTERVAL: Duration = Duration::from_secs(15);
-/// Frames read back to back before yielding to other connections.
+/// Frames, or payload bytes, read back to back before yielding to other
+/// connections (their writers must get to drain what was queued for them:
+/// a quarter of a send queue per turn keeps a fast sender from filling a
+/// reader's queue in one go).
 const FRAMES_PER_YIELD: u32 = 32;
+const BYTES_PER_YIELD: usize = registry::QUEUE_BYTES / 4;
 
 /// Why a connection ends; the text goes to the client in a Health frame.
 enum End {
@@ -156,7 +160,7 @@ pub async fn serve(
 
     let idle = Duration::from_secs(ctx.cfg.iroh_relay_idle_timeout);
     let reader = async {
-        let mut n = 0u32;
+        let (mut n, mut bytes) = (0u32, 0usize);
         loop {
             let res = match read_frame(&mut r, idle, &mut payload, false).await {
                 Ok(typ) => frame::body(typ, &payload).map_err(End::from),
@@ -187,7 +191,13 @@ pub async fn serve(
                 }
             }
             n += 1;
-            if n % FRAMES_PER_YIELD == 0 {
+            bytes += payload.len();
+            // An idle client keeps no packet-sized buffer.
+            if payload.capacity() > 4096 {
+                payload = Vec::new();
+            }
+            if n >= FRAMES_PER_YIELD || bytes >= BYTES_PER_YIELD {
+                (n, bytes) = (0, 0);
                 futures_lite::future::yield_now().await;
             }
         }
