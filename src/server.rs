@@ -150,7 +150,8 @@ async fn handle(
         }
         Service::Https => unreachable!("handled above"),
         Service::Http => {
-            // Port 80 serves a few fixed routes; its slot stays per address.
+            // Port 80 serves a few fixed routes and the iroh relay; the
+            // address slot stays until an iroh client has proven its key.
             http(ctx, iroh, Stream::new(Conn::Plain(tcp)), false, slot, ip).await
         }
         Service::Mx => {
