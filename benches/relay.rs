@@ -76,6 +76,10 @@ fn opts() -> Opts {
 // ------------------------------------------------------------------ server process
 
 fn bin() -> PathBuf {
+    // Compare another build (e.g. the previous commit's) with the same bench.
+    if let Some(p) = std::env::var_os("CHATRELAY_BENCH_BIN") {
+        return p.into();
+    }
     if let Some(p) = option_env!("CARGO_BIN_EXE_chatrelay") {
         if Path::new(p).exists() {
             return p.into();
@@ -630,7 +634,8 @@ fn main() {
     );
 
     if args_have("--loop") {
-        return loop_latency(&o);
+        loop_latency(&o);
+        return loop_imap_writes(&o);
     }
     let mut srv = Server::start(o.ip_n);
     println!(
@@ -1087,6 +1092,118 @@ fn loop_latency(o: &Opts) {
             v.len(),
             elapsed.as_secs_f64(),
             sent as f64 / elapsed.as_secs_f64()
+        );
+        if delay.is_some() {
+            println!(
+                "    target with the delay: p99 <= 5 ms {}, max <= 20 ms {}",
+                verdict(pct(&v, 99) <= Duration::from_millis(5)),
+                verdict(max <= Duration::from_millis(20))
+            );
+        }
+        drop(srv);
+    }
+}
+
+/// [8] The same probe while IMAP clients change their mailboxes: every
+/// STORE / COPY / EXPUNGE is an index commit with an fsync (issue 10: they
+/// must not stall other sessions).
+fn loop_imap_writes(o: &Opts) {
+    const CLIENTS: usize = 10;
+    const ROUNDS: usize = 30;
+    println!("\n[8] NOOP round trip of an idle session while {CLIENTS} IMAP clients each run {ROUNDS} x (STORE +FLAGS, STORE -FLAGS, COPY, EXPUNGE)");
+    for delay in [None, Some(20_000u64)] {
+        let srv = Server::start_injected(o.ip_n, delay);
+        let label = match delay {
+            None => "no fsync delay".to_string(),
+            Some(us) => format!("fsync delayed {} ms", us / 1000),
+        };
+        let mut noop = imap_login(&srv, "p00000001").expect("prober login");
+        noop.imap_ok("SELECT INBOX").expect("select");
+        let mut clients: Vec<Conn> = (0..CLIENTS)
+            .map(|i| {
+                let mut c = imap_login(&srv, &format!("w{i:08}")).expect("writer login");
+                c.imap_ok("CREATE Archive").expect("create");
+                let msg = message(&srv.email("x00000001"), &srv.email(&format!("w{i:08}")));
+                c.send(format!("a APPEND INBOX {{{}+}}\r\n", msg.len()).as_bytes())
+                    .and_then(|_| c.send(&msg))
+                    .and_then(|_| c.send(b"\r\n"))
+                    .and_then(|_| c.imap_resp("a"))
+                    .expect("append");
+                c.imap_ok("SELECT INBOX").expect("select");
+                c
+            })
+            .collect();
+        let ops = AtomicUsize::new(0);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (rtts, elapsed) = std::thread::scope(|s| {
+            let t0 = Instant::now();
+            let mut hs = Vec::new();
+            for mut c in clients.drain(..) {
+                let ops = &ops;
+                hs.push(s.spawn(move || {
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    for _ in 0..ROUNDS {
+                        if Instant::now() > deadline {
+                            break;
+                        }
+                        for cmd in [
+                            "UID STORE 1:* +FLAGS (\\Seen)",
+                            "UID STORE 1:* -FLAGS (\\Seen)",
+                            "UID COPY 1 Archive",
+                        ] {
+                            if c.imap_ok(cmd).is_err() {
+                                return;
+                            }
+                            ops.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // Empty the archive again: SELECT it, flag, expunge.
+                        for cmd in [
+                            "SELECT Archive",
+                            "UID STORE 1:* +FLAGS.SILENT (\\Deleted)",
+                            "EXPUNGE",
+                            "SELECT INBOX",
+                        ] {
+                            if c.imap_ok(cmd).is_err() {
+                                return;
+                            }
+                        }
+                        ops.fetch_add(2, Ordering::SeqCst);
+                    }
+                }));
+            }
+            let stop_ref = &stop;
+            let prober = s.spawn(move || {
+                let mut v = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(150);
+                while !stop_ref.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    let t = Instant::now();
+                    if noop.imap_ok("NOOP").is_err() {
+                        break;
+                    }
+                    v.push(t.elapsed());
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                v
+            });
+            for h in hs {
+                let _ = h.join();
+            }
+            let elapsed = t0.elapsed();
+            stop.store(true, Ordering::SeqCst);
+            (prober.join().unwrap(), elapsed)
+        });
+        let mut v = rtts;
+        v.sort();
+        let max = v.last().copied().unwrap_or_default();
+        let n = ops.load(Ordering::SeqCst);
+        println!(
+            "    {label:>22}: NOOP p50 {} p99 {} max {} ({} round trips); {n} index writes in {:.2} s = {:.0} writes/s",
+            ms(pct(&v, 50)),
+            ms(pct(&v, 99)),
+            ms(max),
+            v.len(),
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64()
         );
         if delay.is_some() {
             println!(

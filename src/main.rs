@@ -221,7 +221,7 @@ fn prune(cfg: &Config, days: i64, dry_run: bool) -> Result<(), String> {
     let store = chatrelay::store::Store::open(&cfg.data_dir)
         .map_err(|e| format!("cannot open the store in {}: {e}", cfg.data_dir.display()))?;
     let now = chatrelay::clock::now_secs() + days * 86400;
-    let r = futures_lite::future::block_on(chatrelay::prune::run(&store, None, cfg, now, dry_run))?;
+    let r = futures_lite::future::block_on(chatrelay::prune::run(&store, None, None, cfg, now, dry_run))?;
     println!("{r}{}", if dry_run { " (dry run)" } else { "" });
     Ok(())
 }

@@ -64,12 +64,20 @@ async fn attempt(ctx: &Ctx, mut e: PushEntry) {
     let now = crate::clock::now_secs();
     match result {
         Ok(200) => {
-            let _ = ctx.store.push_update(e.id, None);
+            let id = e.id;
+            let _ = ctx.writer.run(move |s| s.push_update(id, None)).await;
         }
         Ok(410) => {
-            // The notification service says this token is dead: forget it.
-            let _ = ctx.store.push_update(e.id, None);
-            drop_token(ctx, &e.addr, &e.token);
+            // The notification service says this token is dead: forget it,
+            // together with the queue entry, in one job on the store thread.
+            let (id, addr, token) = (e.id, e.addr.clone(), e.token.clone());
+            let _ = ctx
+                .writer
+                .run(move |s| {
+                    s.push_update(id, None)?;
+                    s.update_devicetokens(&addr, |toks| toks.retain(|(t, _)| *t != token))
+                })
+                .await;
         }
         other => {
             e.attempts += 1;
@@ -79,29 +87,14 @@ async fn attempt(ctx: &Ctx, mut e: PushEntry) {
                     "push: notification dropped after {} tries ({other:?})",
                     e.attempts
                 );
-                let _ = ctx.store.push_update(e.id, None);
+                let id = e.id;
+                let _ = ctx.writer.run(move |s| s.push_update(id, None)).await;
             } else {
                 e.next_try = next;
-                let _ = ctx.store.push_update(e.id, Some(&e));
+                let _ = ctx.writer.run(move |s| s.push_update(e.id, Some(&e))).await;
             }
         }
     }
-}
-
-fn drop_token(ctx: &Ctx, addr: &str, token: &str) {
-    let Ok(Some(v)) = ctx.store.get_meta(addr, "devicetoken") else {
-        return;
-    };
-    let keep: Vec<(String, i64)> = crate::store::devicetoken::parse(&v)
-        .into_iter()
-        .filter(|(t, _)| t != token)
-        .collect();
-    let enc = crate::store::devicetoken::encode(&keep);
-    let _ = ctx.store.set_meta(
-        addr,
-        "devicetoken",
-        if keep.is_empty() { None } else { Some(&enc) },
-    );
 }
 
 /// The push runner: wakes on new entries or at the next retry time.

@@ -503,3 +503,48 @@ fn deeply_nested_multipart_on_port_25() {
         }
     });
 }
+
+// ------------------------------------------------------------ memory per connection
+
+/// Many port-25 sessions each send one endless DATA line (no newline): a
+/// session keeps at most one line of 999 octets, so 16 × 3 MB of junk
+/// costs almost no memory, and every sender gets `500 5.5.2` at the end.
+#[test]
+fn endless_data_lines_are_not_buffered() {
+    let mut r = Relay::start_with(150, "smtp_port = 25\nmax_message_size = 30000000");
+    let rcpt = r.addr("victim002");
+    drop(r.login("victim002"));
+    let mx = r.sock(25);
+    const SESSIONS: usize = 16;
+    const JUNK: usize = 3_000_000;
+    let (rss0, _) = r.rss_kib();
+    under_attack(&mut r, "endless DATA lines", |_| {
+        let mut open: Vec<support::Smtp> = (0..SESSIONS)
+            .map(|_| {
+                let mut c = support::Smtp::mx_ready(mx);
+                assert_eq!(c.cmd("MAIL FROM:<someone@[127.0.0.99]>").code, 250);
+                assert_eq!(c.cmd(&format!("RCPT TO:<{rcpt}>")).code, 250);
+                assert_eq!(c.cmd("DATA").code, 354);
+                c
+            })
+            .collect();
+        let junk = vec![b'a'; 64 * 1024];
+        for c in open.iter_mut() {
+            for _ in 0..JUNK / junk.len() {
+                c.send(&junk);
+            }
+        }
+        for c in open.iter_mut() {
+            c.send(b"\r\n.\r\n");
+            let reply = timed("end of DATA", || c.read());
+            assert_eq!(reply.code, 500, "{reply:?}");
+            assert!(reply.line().contains("5.5.2"), "{reply:?}");
+        }
+    });
+    // The whole attack (48 MB sent) must not have grown the peak by more
+    // than a few MiB: before the bound every session held its line.
+    let (_, hwm) = r.rss_kib();
+    let growth = hwm.saturating_sub(rss0);
+    println!("endless DATA lines: peak {growth} KiB above the start");
+    assert!(growth < 16 * 1024, "peak RSS grew {growth} KiB for {SESSIONS} sessions");
+}

@@ -111,6 +111,56 @@ async fn drain(s: &mut Stream, len: u64) {
     }
 }
 
+/// Parse a request head (request line and header lines, each ending in
+/// CRLF, then an empty line) without I/O: RFC 9112 §2–§6 through httparse,
+/// then what this server requires of a body — a `Content-Length`, no
+/// `Transfer-Encoding` (§6.1). Returns the request (body still empty) and
+/// the declared body length, or the status and reason to refuse it with.
+pub fn parse_head(head: &[u8]) -> Result<(Request, u64), (u16, &'static str)> {
+    let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut hdrs);
+    match req.parse(&head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err((431, "too many headers"))
+        }
+        _ => return Err((400, "malformed request")),
+    }
+    let method = req.method.unwrap_or("").to_string();
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_string(), h.value.to_vec()))
+        .collect();
+    let r = Request {
+        method,
+        path: path.to_string(),
+        query: query.to_string(),
+        headers,
+        body: Vec::new(),
+    };
+    if r.header("transfer-encoding").is_some() {
+        return Err((411, "chunked request bodies are not supported"));
+    }
+    // §6.3: Content-Length is 1*DIGIT; several differing ones are an
+    // error (a request smuggling vector behind proxies).
+    let mut len = None;
+    for (_, v) in r.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+        let v = v.trim_ascii();
+        let n = (!v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit))
+            .then(|| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+            .flatten()
+            .ok_or((400, "bad Content-Length"))?;
+        if len.is_some_and(|l| l != n) {
+            return Err((400, "conflicting Content-Length"));
+        }
+        len = Some(n);
+    }
+    Ok((r, len.unwrap_or(0)))
+}
+
 async fn read_request(s: &mut Stream, ctx: &Ctx) -> Result<Request, ReadError> {
     let max_message = ctx.cfg.max_message_size;
     // Read the head line by line (bounded), then parse it with httparse.
@@ -130,50 +180,14 @@ async fn read_request(s: &mut Stream, ctx: &Ctx) -> Result<Request, ReadError> {
                     return Err(ReadError::Bad(431, "request head too large"));
                 }
             }
-            Ok(crate::net::Line::TooLong) => {
+            Ok(crate::net::Line::TooLong(_)) => {
                 return Err(ReadError::Bad(431, "request line too long"))
             }
             _ => return Err(ReadError::Closed),
         }
     }
     head.extend_from_slice(b"\r\n");
-    let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut hdrs);
-    match req.parse(&head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(ReadError::Bad(431, "too many headers"))
-        }
-        _ => return Err(ReadError::Bad(400, "malformed request")),
-    }
-    let method = req.method.unwrap_or("").to_string();
-    let target = req.path.unwrap_or("/");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let headers: Vec<(String, Vec<u8>)> = req
-        .headers
-        .iter()
-        .map(|h| (h.name.to_string(), h.value.to_vec()))
-        .collect();
-    let mut r = Request {
-        method,
-        path: path.to_string(),
-        query: query.to_string(),
-        headers,
-        body: Vec::new(),
-    };
-    if r.header("transfer-encoding").is_some() {
-        return Err(ReadError::Bad(
-            411,
-            "chunked request bodies are not supported",
-        ));
-    }
-    let len = match r.header("content-length") {
-        None => 0,
-        Some(v) => std::str::from_utf8(v)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or(ReadError::Bad(400, "bad Content-Length"))?,
-    };
+    let (mut r, len) = parse_head(&head).map_err(|(code, why)| ReadError::Bad(code, why))?;
     // `/mxdeliv` carries whole messages (spec §6.3); everything else is small.
     let limit = if r.path == "/mxdeliv" {
         max_message

@@ -192,7 +192,7 @@ impl Session {
         }
     }
 
-    pub(super) fn create(&mut self, tag: &str, user: &str, name: &str, special_use: Vec<String>) {
+    pub(super) async fn create(&mut self, tag: &str, user: &str, name: &str, special_use: Vec<String>) {
         let name = name.trim_end_matches(DELIM);
         if name == "INBOX" || !valid_name(name) {
             return self.no(tag, "[CANNOT] Invalid mailbox name");
@@ -219,13 +219,14 @@ impl Session {
                 return self.no(tag, "[USEATTR] Unsupported special-use attribute");
             }
         }
-        match self.ctx.store.create_mailbox(user, name, su) {
+        let (u, n) = (user.to_string(), name.to_string());
+        match self.ctx.writer.run(move |s| s.create_mailbox(&u, &n, su)).await {
             Ok(_) => self.ok(tag, "Create completed."),
             Err(e) => self.store_err(tag, e),
         }
     }
 
-    pub(super) fn delete(&mut self, tag: &str, user: &str, name: &str) {
+    pub(super) async fn delete(&mut self, tag: &str, user: &str, name: &str) {
         if name == "INBOX" {
             return self.no(tag, "[CANNOT] INBOX cannot be deleted");
         }
@@ -239,7 +240,8 @@ impl Session {
         }
         match self.ctx.store.get_mailbox(user, name) {
             Ok(Some(mb)) => {
-                let r = self.ctx.store.delete_mailbox(user, name);
+                let (u, n) = (user.to_string(), name.to_string());
+                let r = self.ctx.writer.run(move |s| s.delete_mailbox(&u, &n)).await;
                 self.ctx.hub.notify(mb.id, None);
                 match r {
                     Ok(()) => self.ok(tag, "Delete completed."),
@@ -251,18 +253,20 @@ impl Session {
         }
     }
 
-    pub(super) fn rename(&mut self, tag: &str, user: &str, from: &str, to: &str) {
+    pub(super) async fn rename(&mut self, tag: &str, user: &str, from: &str, to: &str) {
         if to == "INBOX" || !valid_name(to) {
             return self.no(tag, "[CANNOT] Invalid mailbox name");
         }
-        match self.ctx.store.rename_mailbox(user, from, to) {
+        let (u, f, t) = (user.to_string(), from.to_string(), to.to_string());
+        match self.ctx.writer.run(move |s| s.rename_mailbox(&u, &f, &t)).await {
             Ok(()) => self.ok(tag, "Rename completed."),
             Err(e) => self.store_err(tag, e),
         }
     }
 
-    pub(super) fn subscribe(&mut self, tag: &str, user: &str, name: &str, on: bool) {
-        match self.ctx.store.set_subscribed(user, name, on) {
+    pub(super) async fn subscribe(&mut self, tag: &str, user: &str, name: &str, on: bool) {
+        let (u, n) = (user.to_string(), name.to_string());
+        match self.ctx.writer.run(move |s| s.set_subscribed(&u, &n, on)).await {
             Ok(()) => self.ok(
                 tag,
                 if on {

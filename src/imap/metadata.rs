@@ -86,7 +86,7 @@ impl Session {
         self.ok(tag, "Getmetadata completed.");
     }
 
-    pub(super) fn setmetadata(
+    pub(super) async fn setmetadata(
         &mut self,
         tag: &str,
         user: &str,
@@ -100,17 +100,11 @@ impl Session {
                     "[METADATA NOPRIVATE] Setting this entry is not permitted",
                 );
             }
-            let now = now_secs();
-            let cur = match self.ctx.store.get_meta(user, "devicetoken") {
-                Ok(c) => c.unwrap_or_default(),
-                Err(e) => return self.store_err(tag, e),
-            };
-            let mut toks: Vec<(String, i64)> = devicetoken::parse(&cur)
-                .into_iter()
-                .filter(|(_, ts)| *ts <= now + 60 && now - *ts < devicetoken::TTL)
-                .collect();
-            match v {
-                None => toks.clear(),
+            // Validate before queueing; the read-modify-write of the token
+            // list runs as one job on the store thread, so two sessions of
+            // one account cannot lose each other's token.
+            let token = match v {
+                None => None,
                 Some(v) => {
                     let t = String::from_utf8_lossy(v).trim().to_string();
                     if t.is_empty()
@@ -119,19 +113,15 @@ impl Session {
                     {
                         return self.no(tag, "[METADATA TOOMANY] Invalid device token");
                     }
-                    toks.retain(|(x, _)| *x != t);
-                    toks.push((t, now));
-                    if toks.len() > devicetoken::MAX_TOKENS {
-                        toks.remove(0);
-                    }
+                    Some(t)
                 }
-            }
-            let enc = devicetoken::encode(&toks);
-            let r = self.ctx.store.set_meta(
-                user,
-                "devicetoken",
-                if toks.is_empty() { None } else { Some(&enc) },
-            );
+            };
+            let (u, now) = (user.to_string(), now_secs());
+            let r = self
+                .ctx
+                .writer
+                .run(move |s| update_tokens(s, &u, token, now))
+                .await;
             if let Err(e) = r {
                 return self.store_err(tag, e);
             }
@@ -170,6 +160,31 @@ impl Session {
         self.s.queue(l.as_bytes());
         self.ok(tag, "Getquota completed.");
     }
+}
+
+/// Register `token` for `user` (or clear every token when `None`),
+/// dropping expired and future-dated entries and the oldest beyond
+/// [`devicetoken::MAX_TOKENS`]. Runs on the store thread.
+fn update_tokens(
+    s: &crate::store::Store,
+    user: &str,
+    token: Option<String>,
+    now: i64,
+) -> Result<(), crate::store::StoreError> {
+    s.update_devicetokens(user, |toks| {
+        toks.retain(|(_, ts)| *ts <= now + 60 && now - *ts < devicetoken::TTL);
+        match token {
+            None => toks.clear(),
+            Some(t) => {
+                toks.retain(|(x, _)| *x != t);
+                toks.push((t, now));
+                if toks.len() > devicetoken::MAX_TOKENS {
+                    toks.remove(0);
+                }
+            }
+        }
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -123,7 +123,9 @@ impl Session {
                             }
                         };
                         if !deleted.is_empty() {
-                            if let Err(e) = self.ctx.store.expunge(user, sel.mb.id, &deleted) {
+                            let (u, id) = (user.to_string(), sel.mb.id);
+                            let r = self.ctx.writer.run(move |s| s.expunge(&u, id, &deleted)).await;
+                            if let Err(e) = r {
                                 self.store_err(tag, e);
                                 return Ok(());
                             }
@@ -140,8 +142,8 @@ impl Session {
                     },
                 );
             }
-            C::Expunge => self.expunge(tag, user, None),
-            C::UidExpunge(set) => self.expunge(tag, user, Some(set)),
+            C::Expunge => self.expunge(tag, user, None).await,
+            C::UidExpunge(set) => self.expunge(tag, user, Some(set)).await,
             C::Search { uid, key, ret, .. } => self.search(tag, uid, key, &ret).await,
             C::Fetch {
                 uid, set, items, ..
@@ -153,11 +155,15 @@ impl Session {
                 silent,
                 flags,
                 ..
-            } => self.store(tag, uid, &set, op, silent, &flags),
+            } => self.store(tag, uid, &set, op, silent, &flags).await,
             C::Copy { uid, set, mailbox } => {
                 self.copy_move(tag, user, uid, &set, &mailbox.0, false)
+                    .await
             }
-            C::Move { uid, set, mailbox } => self.copy_move(tag, user, uid, &set, &mailbox.0, true),
+            C::Move { uid, set, mailbox } => {
+                self.copy_move(tag, user, uid, &set, &mailbox.0, true)
+                    .await
+            }
             other => self.bad(tag, &format!("{} is not supported", other.name())),
         }
         Ok(())
@@ -171,7 +177,7 @@ impl Session {
         false
     }
 
-    fn expunge(&mut self, tag: &str, user: &str, only: Option<SeqSet>) {
+    async fn expunge(&mut self, tag: &str, user: &str, only: Option<SeqSet>) {
         if self.read_only(tag) {
             return;
         }
@@ -195,7 +201,8 @@ impl Session {
             .map(|m| m.uid)
             .collect();
         if !doomed.is_empty() {
-            if let Err(e) = self.ctx.store.expunge(user, id, &doomed) {
+            let u = user.to_string();
+            if let Err(e) = self.ctx.writer.run(move |s| s.expunge(&u, id, &doomed)).await {
                 return self.store_err(tag, e);
             }
             self.ctx.hub.notify(id, Some(sub));
@@ -204,7 +211,7 @@ impl Session {
         self.ok(tag, "Expunge completed.");
     }
 
-    fn store(
+    async fn store(
         &mut self,
         tag: &str,
         uid: bool,
@@ -229,7 +236,12 @@ impl Session {
         let sel = self.sel.as_ref().expect("selected");
         let (id, sub) = (sel.mb.id, sel.sub.id());
         let uids: Vec<u32> = targets.iter().map(|t| t.1).collect();
-        let changed = match self.ctx.store.store_flags(id, &uids, op, bits, &kw) {
+        let changed = match self
+            .ctx
+            .writer
+            .run(move |s| s.store_flags(id, &uids, op, bits, &kw))
+            .await
+        {
             Ok(c) => c,
             Err(e) => return self.store_err(tag, e),
         };
@@ -265,7 +277,7 @@ impl Session {
         self.ok(tag, "Store completed.");
     }
 
-    fn copy_move(&mut self, tag: &str, user: &str, uid: bool, set: &SeqSet, dst: &str, mv: bool) {
+    async fn copy_move(&mut self, tag: &str, user: &str, uid: bool, set: &SeqSet, dst: &str, mv: bool) {
         if mv && self.read_only(tag) {
             return;
         }
@@ -285,7 +297,13 @@ impl Session {
         }
         let uids: Vec<u32> = targets.iter().map(|t| t.1).collect();
         let limit = Some(self.ctx.cfg.max_mailbox_size);
-        let (validity, pairs) = match self.ctx.store.copy(user, src, &uids, dst, limit, mv) {
+        let (u, d) = (user.to_string(), dst.to_string());
+        let (validity, pairs) = match self
+            .ctx
+            .writer
+            .run(move |s| s.copy(&u, src, &uids, &d, limit, mv))
+            .await
+        {
             Ok(r) => r,
             Err(e) => return self.store_err(tag, e),
         };

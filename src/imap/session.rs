@@ -187,7 +187,7 @@ impl Session {
         loop {
             let line = match self.s.read_line(max_line).await? {
                 Line::Eof => return Ok(ReadCmd::Close),
-                Line::TooLong => {
+                Line::TooLong(_) => {
                     self.s.queue(b"* BAD Command line too long\r\n");
                     return Ok(ReadCmd::Rejected);
                 }
@@ -414,7 +414,7 @@ impl Session {
                 self.s.set_deadline(CONTINUATION);
                 match self.s.read_line(MAX_PRELOGIN_LINE).await? {
                     Line::Ok(l) => l,
-                    Line::TooLong => {
+                    Line::TooLong(_) => {
                         self.bad(tag, "Response too long");
                         return Ok(Flow::Continue);
                     }
@@ -473,11 +473,11 @@ impl Session {
             C::Create {
                 mailbox,
                 special_use,
-            } => self.create(tag, user, &mailbox.0, special_use),
-            C::Delete(m) => self.delete(tag, user, &m.0),
-            C::Rename { from, to } => self.rename(tag, user, &from.0, &to.0),
-            C::Subscribe(m) => self.subscribe(tag, user, &m.0, true),
-            C::Unsubscribe(m) => self.subscribe(tag, user, &m.0, false),
+            } => self.create(tag, user, &mailbox.0, special_use).await,
+            C::Delete(m) => self.delete(tag, user, &m.0).await,
+            C::Rename { from, to } => self.rename(tag, user, &from.0, &to.0).await,
+            C::Subscribe(m) => self.subscribe(tag, user, &m.0, true).await,
+            C::Unsubscribe(m) => self.subscribe(tag, user, &m.0, false).await,
             C::List {
                 reference,
                 patterns,
@@ -523,7 +523,7 @@ impl Session {
                 mailbox, entries, ..
             } => self.getmetadata(tag, user, &mailbox.0, &entries),
             C::SetMetadata { mailbox, entries } => {
-                self.setmetadata(tag, user, &mailbox.0, &entries)
+                self.setmetadata(tag, user, &mailbox.0, &entries).await
             }
             C::Compress(mech) => return self.compress(tag, &mech).await,
             C::Idle => {

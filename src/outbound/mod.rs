@@ -101,7 +101,8 @@ async fn attempt(ctx: &Ctx, smtp_only: &SmtpOnly, mut e: QueueEntry) {
                 "queue: body of entry {} unreadable: {err}; dropping it",
                 e.id
             );
-            let _ = ctx.store.queue_done(e.id);
+            let id = e.id;
+            let _ = ctx.writer.run(move |s| s.queue_done(id)).await;
             return;
         }
     };
@@ -137,7 +138,8 @@ async fn attempt(ctx: &Ctx, smtp_only: &SmtpOnly, mut e: QueueEntry) {
         bounce::send(ctx, &e, &body, &failed).await;
     }
     if retry.is_empty() {
-        if let Err(err) = ctx.store.queue_done(e.id) {
+        let id = e.id;
+        if let Err(err) = ctx.writer.run(move |s| s.queue_done(id)).await {
             log::error!("queue: cannot remove entry {}: {err}", e.id);
         }
     } else {
@@ -145,8 +147,9 @@ async fn attempt(ctx: &Ctx, smtp_only: &SmtpOnly, mut e: QueueEntry) {
         e.next_try = now + backoff(e.attempts, ctx.cfg.queue_retry_min) as i64;
         e.last_error = last_temp;
         log::info!("queue: entry {} deferred (attempt {})", e.id, e.attempts);
-        if let Err(err) = ctx.store.queue_update(&e) {
-            log::error!("queue: cannot update entry {}: {err}", e.id);
+        let id = e.id;
+        if let Err(err) = ctx.writer.run(move |s| s.queue_update(&e)).await {
+            log::error!("queue: cannot update entry {id}: {err}");
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod control;
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::store::writer::Writer;
 use crate::store::{flag, Store};
 
 /// Removals after which the index is compacted.
@@ -41,8 +42,12 @@ impl std::fmt::Display for Report {
 }
 
 /// Run every rule as of `now` (unix seconds). With `dry_run` nothing changes.
+/// In the server, `writer` is the store thread, so that no index commit (and
+/// no compaction) runs on the event loop; offline (`chatrelay prune`, tests)
+/// it is `None` and writes run on the calling thread.
 pub async fn run(
     store: &Store,
+    writer: Option<&Writer>,
     hub: Option<&Hub>,
     cfg: &Config,
     now: i64,
@@ -59,7 +64,10 @@ pub async fn run(
         if (acc.last_login_day as i64) * DAY < inactive_cutoff {
             r.accounts_removed += 1;
             if !dry_run {
-                let boxes = store.delete_account(&acc.addr).map_err(|e| e.to_string())?;
+                let a = acc.addr.clone();
+                let boxes = write(store, writer, move |s| s.delete_account(&a))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if let Some(h) = hub {
                     for mb in boxes {
                         h.notify(mb.id, None);
@@ -88,8 +96,9 @@ pub async fn run(
                 continue;
             }
             for chunk in doomed.chunks(BATCH) {
-                store
-                    .expunge(&acc.addr, mb.id, chunk)
+                let (a, id, uids) = (acc.addr.clone(), mb.id, chunk.to_vec());
+                write(store, writer, move |s| s.expunge(&a, id, &uids))
+                    .await
                     .map_err(|e| e.to_string())?;
                 if let Some(h) = hub {
                     h.notify(mb.id, None);
@@ -97,11 +106,13 @@ pub async fn run(
                 futures_lite::future::yield_now().await;
             }
         }
-        r.tokens_removed += prune_tokens(store, &acc.addr, now, dry_run)?;
+        r.tokens_removed += prune_tokens(store, writer, &acc.addr, now, dry_run).await?;
         // Spec §10.1 step 4: the daily job also trims every mailbox to 70 %.
         if !dry_run {
             let target = cfg.max_mailbox_size / 10 * 7;
-            if let Ok(Some((inbox, removed))) = store.trim_quota(&acc.addr, target, now - DAY) {
+            let a = acc.addr.clone();
+            let trimmed = write(store, writer, move |s| s.trim_quota(&a, target, now - DAY)).await;
+            if let Ok(Some((inbox, removed))) = trimmed {
                 r.quota_removed += removed.len() as u64;
                 if let Some(h) = hub {
                     h.notify(inbox.id, None);
@@ -114,7 +125,7 @@ pub async fn run(
         && r.accounts_removed + r.messages_removed + r.large_removed + r.quota_removed
             >= COMPACT_AFTER
     {
-        match store.compact() {
+        match write(store, writer, |s| s.compact()).await {
             Ok(_) => log::info!("prune: index compacted"),
             Err(e) => log::warn!("prune: index compaction skipped: {e}"),
         }
@@ -123,31 +134,38 @@ pub async fn run(
 }
 
 /// Drop push tokens 90 days after their last registration (spec §10.3).
-fn prune_tokens(store: &Store, addr: &str, now: i64, dry_run: bool) -> Result<u64, String> {
-    let Some(v) = store
-        .get_meta(addr, "devicetoken")
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok(0);
-    };
-    let all = crate::store::devicetoken::parse(&v);
-    let keep: Vec<(String, i64)> = all
-        .iter()
-        .filter(|(_, ts)| *ts <= now + 60 && now - *ts < crate::store::devicetoken::TTL)
-        .cloned()
-        .collect();
-    let removed = (all.len() - keep.len()) as u64;
-    if removed > 0 && !dry_run {
-        let enc = crate::store::devicetoken::encode(&keep);
-        store
-            .set_meta(
-                addr,
-                "devicetoken",
-                if keep.is_empty() { None } else { Some(&enc) },
-            )
-            .map_err(|e| e.to_string())?;
+async fn prune_tokens(
+    store: &Store,
+    writer: Option<&Writer>,
+    addr: &str,
+    now: i64,
+    dry_run: bool,
+) -> Result<u64, String> {
+    let live = move |ts: i64| ts <= now + 60 && now - ts < crate::store::devicetoken::TTL;
+    if dry_run {
+        let v = store.get_meta(addr, "devicetoken").map_err(|e| e.to_string())?;
+        let all = v.as_deref().map(crate::store::devicetoken::parse).unwrap_or_default();
+        return Ok(all.iter().filter(|(_, ts)| !live(*ts)).count() as u64);
     }
-    Ok(removed)
+    let a = addr.to_string();
+    let (before, after) = write(store, writer, move |s| {
+        s.update_devicetokens(&a, |toks| toks.retain(|(_, ts)| live(*ts)))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((before - after) as u64)
+}
+
+/// Run `f` on the store thread when there is one, else right here.
+async fn write<R: Send + 'static>(
+    store: &Store,
+    writer: Option<&Writer>,
+    f: impl FnOnce(&Store) -> R + Send + 'static,
+) -> R {
+    match writer {
+        Some(w) => w.run(f).await,
+        None => f(store),
+    }
 }
 
 /// Seconds from `now` until the next `hh:mm` UTC.

@@ -26,6 +26,7 @@ use super::hasher::{Busy, Priority};
 
 use crate::clock::today;
 use crate::config::Config;
+use crate::store::writer::Writer;
 use crate::store::{Store, StoreError};
 
 /// Why a login failed. The protocol layers map these to their own replies.
@@ -123,6 +124,8 @@ struct Strikes {
 pub struct Auth {
     cfg: Rc<Config>,
     store: std::sync::Arc<Store>,
+    /// Account writes (creation, hash upgrade, last-login day) go to the store thread.
+    writer: Writer,
     /// addr -> HMAC(key, password) of the last successful login.
     cache: RefCell<HashMap<String, [u8; 32]>>,
     cache_key: ring::hmac::Key,
@@ -215,11 +218,12 @@ fn check_resources(cfg: &Config) -> Result<(), String> {
 }
 
 impl Auth {
-    pub fn new(cfg: Rc<Config>, store: std::sync::Arc<Store>) -> Auth {
+    pub fn new(cfg: Rc<Config>, store: std::sync::Arc<Store>, writer: Writer) -> Auth {
         let rng = ring::rand::SystemRandom::new();
         Auth {
             cfg,
             store,
+            writer,
             cache: RefCell::new(HashMap::new()),
             cache_key: ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
                 .expect("system RNG"),
@@ -227,6 +231,12 @@ impl Auth {
             strikes: RefCell::new(HashMap::new()),
             slots: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Record today's login (spec §4.6) on the store thread.
+    async fn touch_login(&self, addr: &str, day: u32) -> Result<(), StoreError> {
+        let a = addr.to_string();
+        self.writer.run(move |s| s.touch_login(&a, day)).await
     }
 
     /// Hash jobs waiting (normal, suspect).
@@ -339,7 +349,7 @@ impl Auth {
     }
 
     /// A cached verified login of `addr` with `password`, if there is one.
-    fn cached(&self, addr: &str, password: &[u8], imap: bool) -> Result<bool, AuthError> {
+    async fn cached(&self, addr: &str, password: &[u8], imap: bool) -> Result<bool, AuthError> {
         let tmp = |e: StoreError| AuthError::Temporary(e.to_string());
         if self.cache.borrow().get(addr) != Some(&self.cache_tag(addr, password)) {
             return Ok(false);
@@ -347,7 +357,7 @@ impl Auth {
         if let Some(acc) = self.store.get_account(addr).map_err(tmp)? {
             let today = today();
             if imap && acc.last_login_day != today {
-                self.store.touch_login(addr, today).map_err(tmp)?;
+                self.touch_login(addr, today).await.map_err(tmp)?;
             }
             return Ok(true);
         }
@@ -367,7 +377,7 @@ impl Auth {
             return Err(AuthError::Invalid);
         }
         // Fast path: cached verified login, never throttled.
-        if self.cached(&addr, password, imap)? {
+        if self.cached(&addr, password, imap).await? {
             return Ok(addr);
         }
         // One login per account at a time.
@@ -392,7 +402,7 @@ impl Auth {
         let tmp = |e: StoreError| AuthError::Temporary(e.to_string());
         let busy = |_: Busy| AuthError::Temporary("too many logins in progress".into());
         // A login with the same password may have finished while we waited.
-        if self.cached(addr, password, imap)? {
+        if self.cached(addr, password, imap).await? {
             return Ok(addr.to_string());
         }
         if self.store.get_account(addr).map_err(tmp)?.is_some() {
@@ -428,8 +438,10 @@ impl Auth {
                     .await
             }
             None => {
-                self.store
-                    .create_account(addr, &hash, today())
+                let (a, day) = (addr.to_string(), today());
+                self.writer
+                    .run(move |s| s.create_account(&a, &hash, day))
+                    .await
                     .map_err(tmp)?;
                 log::info!("created a new account");
                 self.remember(addr, password);
@@ -466,10 +478,14 @@ impl Auth {
                 .hash(password, Priority::Normal)
                 .await
                 .map_err(busy)?;
-            self.store.set_password_hash(addr, &new_hash).map_err(tmp)?;
+            let a = addr.to_string();
+            self.writer
+                .run(move |s| s.set_password_hash(&a, &new_hash))
+                .await
+                .map_err(tmp)?;
         }
         if imap {
-            self.store.touch_login(addr, today()).map_err(tmp)?;
+            self.touch_login(addr, today()).await.map_err(tmp)?;
         }
         self.remember(addr, password);
         Ok(addr.to_string())

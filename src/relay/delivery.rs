@@ -61,7 +61,7 @@ pub async fn store_message(
 ) -> Result<Delivered, StoreError> {
     let size = msg.len() as u64;
     for (addr, _) in &targets {
-        make_room(ctx, addr, size);
+        make_room(ctx, addr, size).await;
     }
     let (id, _) = ctx.store.new_body()?;
     let inline = if msg.len() <= crate::store::INLINE_MAX {
@@ -110,12 +110,15 @@ fn queue_push(ctx: &Ctx, owner: &str, sender: &str) {
     if tokens.is_empty() {
         return;
     }
-    match ctx.store.push_enqueue(owner, &tokens, now) {
+    // Queued on the store thread without waiting: the message is already
+    // durable, and the push runner is woken once the entry is committed.
+    let (owner, pushq) = (owner.to_string(), ctx.pushq.clone());
+    ctx.writer.submit(move |s| match s.push_enqueue(&owner, &tokens, now) {
         Ok(()) => {
-            let _ = ctx.pushq.try_send(());
+            let _ = pushq.try_send(());
         }
         Err(e) => log::error!("push: cannot queue: {e}"),
-    }
+    });
 }
 
 fn reply_for(e: StoreError) -> String {
@@ -197,7 +200,7 @@ pub async fn local_and_remote(
 /// account over 75 % of `max_mailbox_size`, remove its oldest INBOX messages
 /// until it will be at or below 70 % — never messages younger than 24 h.
 /// Only if that cannot make room does the delivery fail (552 5.2.2).
-fn make_room(ctx: &Ctx, addr: &str, size: u64) {
+async fn make_room(ctx: &Ctx, addr: &str, size: u64) {
     let limit = ctx.cfg.max_mailbox_size;
     let Ok(used) = ctx.store.quota_used(addr) else {
         return;
@@ -208,7 +211,12 @@ fn make_room(ctx: &Ctx, addr: &str, size: u64) {
     }
     let target = (limit / 10 * 7).saturating_sub(size);
     let keep_newer_than = crate::clock::now_secs() - 86400;
-    match ctx.store.trim_quota(addr, target, keep_newer_than) {
+    let a = addr.to_string();
+    match ctx
+        .writer
+        .run(move |s| s.trim_quota(&a, target, keep_newer_than))
+        .await
+    {
         Ok(Some((inbox, removed))) => {
             log::info!(
                 "quota: removed {} old message(s) to make room",

@@ -121,7 +121,7 @@ impl Ctx {
         let writer = crate::store::writer::Writer::spawn(store.clone())
             .map_err(|e| format!("cannot start the store thread: {e}"))?;
         let ctx = Ctx {
-            auth: Auth::new(cfg.clone(), store.clone()),
+            auth: Auth::new(cfg.clone(), store.clone(), writer.clone()),
             cfg,
             store,
             writer,

@@ -4,16 +4,7 @@
 //! durable local delivery before the `250`.
 
 use super::session::{Next, Smtp};
-use crate::net::Line;
-
-/// RFC 5321 §4.5.3.1.6: 998 octets plus CRLF.
-const MAX_DATA_LINE: usize = 998;
-
-enum Problem {
-    TooBig,
-    LongLine,
-    BareLf,
-}
+use super::transparency::{Body, Step, READ_LIMIT};
 
 impl Smtp {
     pub(super) async fn data(&mut self) -> std::io::Result<Next> {
@@ -33,57 +24,26 @@ impl Smtp {
         // §4.5.3.2.5 allows 3 minutes per data block; we bound the total).
         self.s
             .set_deadline(crate::net::transfer_time(self.ctx.cfg.max_message_size));
-        let mut msg: Vec<u8> = Vec::new();
-        let mut problem = None;
+        let mut body = Body::new(max);
         // Only a few large bodies are buffered at once, whoever sends them.
         let mut _big_permit = None;
         loop {
-            if _big_permit.is_none() && msg.len() > crate::relay::BIG_BODY {
+            if _big_permit.is_none() && body.len() > crate::relay::BIG_BODY {
                 _big_permit = Some(self.ctx.big_bodies.acquire_arc().await);
             }
-            // Lines longer than the limit are still consumed to the end.
-            let line = match self.s.read_line(max.max(MAX_DATA_LINE) + 2).await? {
-                Line::Eof => {
-                    // Disconnect mid-DATA: nothing is stored.
-                    return Ok(Next::Close);
-                }
-                Line::TooLong => {
-                    problem.get_or_insert(Problem::TooBig);
-                    continue;
-                }
-                Line::Ok(l) => l,
-            };
-            if !self.s.last_crlf {
-                problem.get_or_insert(Problem::BareLf);
-            }
-            if line == b"." && self.s.last_crlf {
-                break;
-            }
-            let line = if line.first() == Some(&b'.') {
-                &line[1..]
-            } else {
-                &line[..]
-            };
-            if line.len() > MAX_DATA_LINE {
-                problem.get_or_insert(Problem::LongLine);
-            }
-            if problem.is_none() {
-                if msg.len() + line.len() + 2 > max {
-                    problem = Some(Problem::TooBig);
-                    msg = Vec::new();
-                } else {
-                    msg.extend_from_slice(line);
-                    msg.extend_from_slice(b"\r\n");
-                }
+            // What a session buffers stays one line long, whatever the peer
+            // sends (issue 10, memory per connection).
+            let line = self.s.read_line(READ_LIMIT).await?;
+            match body.line(line, self.s.last_crlf) {
+                Step::More => {}
+                Step::End => break,
+                // Disconnect mid-DATA: nothing is stored.
+                Step::Eof => return Ok(Next::Close),
             }
         }
-        let reply = match problem {
-            Some(Problem::TooBig) => "552 5.3.4 Message size exceeds fixed limit".to_string(),
-            Some(Problem::LongLine) => {
-                "500 5.5.2 Line too long (RFC 5321 allows 998 octets)".to_string()
-            }
-            Some(Problem::BareLf) => "500 5.5.2 Bare LF line endings are not allowed".to_string(),
-            None if self.mode == super::session::Mode::Mx => {
+        let reply = match body.finish() {
+            Err(p) => p.reply().to_string(),
+            Ok(msg) if self.mode == super::session::Mode::Mx => {
                 let from = self.mail_from.clone().unwrap_or_default();
                 let rcpts = self.rcpts.clone();
                 match crate::relay::inbound::accept(&self.ctx, &msg, &from, &rcpts).await {
@@ -91,7 +51,7 @@ impl Smtp {
                     Err(r) => r,
                 }
             }
-            None => self.accept_message(&msg).await,
+            Ok(msg) => self.accept_message(&msg).await,
         };
         self.reset();
         self.reply(&reply);

@@ -103,7 +103,7 @@ impl Smtp {
             };
             let line = match line {
                 Line::Eof => return Ok(()),
-                Line::TooLong => {
+                Line::TooLong(_) => {
                     self.reply("500 5.5.2 Line too long");
                     self.errors += 1;
                     continue;

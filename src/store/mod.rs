@@ -1219,4 +1219,40 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+
+    /// Read, change and write `addr`'s device tokens in one write
+    /// transaction (so concurrent changes cannot lose each other). `f` gets
+    /// the parsed list; an empty list removes the key. Returns how many
+    /// tokens there were before and after.
+    pub fn update_devicetokens(
+        &self,
+        addr: &str,
+        f: impl FnOnce(&mut Vec<(String, i64)>),
+    ) -> Result<(usize, usize)> {
+        let tx = self.db().begin_write()?;
+        let counts = {
+            let mut t = tx.open_table(METADATA)?;
+            let cur = t.get((addr, "devicetoken"))?.map(|v| v.value().to_vec());
+            let mut toks = cur.as_deref().map(devicetoken::parse).unwrap_or_default();
+            let before = toks.len();
+            f(&mut toks);
+            let enc = devicetoken::encode(&toks);
+            let changed = Some(&enc) != cur.as_ref() && !(toks.is_empty() && cur.is_none());
+            if changed {
+                if toks.is_empty() {
+                    t.remove((addr, "devicetoken"))?;
+                } else {
+                    t.insert((addr, "devicetoken"), enc.as_slice())?;
+                }
+            }
+            (before, toks.len(), changed)
+        };
+        if counts.2 {
+            tx.commit()?;
+        } else {
+            // Unchanged: no commit, no fsync.
+            tx.abort()?;
+        }
+        Ok((counts.0, counts.1))
+    }
 }

@@ -11,6 +11,7 @@ use super::Store;
 
 type Job = Box<dyn FnOnce(&Store) + Send>;
 
+#[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
 }
@@ -27,6 +28,14 @@ impl Writer {
                 }
             })?;
         Ok(Writer { tx })
+    }
+
+    /// Queue `f` on the store thread without waiting for it (work whose
+    /// result nobody waits for, such as queueing push notifications).
+    pub fn submit(&self, f: impl FnOnce(&Store) + Send + 'static) {
+        if self.tx.send(Box::new(f)).is_err() {
+            panic!("the store thread has stopped");
+        }
     }
 
     /// Run `f` on the store thread and await its result.

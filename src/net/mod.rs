@@ -107,23 +107,14 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// What `read_line` found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Line {
-    /// A line without its CRLF (or bare LF).
-    Ok(Vec<u8>),
-    /// The line exceeded the limit; the rest of it up to the newline was discarded.
-    TooLong,
-    /// The peer closed the connection.
-    Eof,
-}
+pub mod lines;
+pub use lines::Line;
 
 /// Buffered reader/writer over a [`Conn`] with bounded lines. The read buffer
 /// is released when empty, so idle sessions hold only a few bytes.
 pub struct Stream {
     pub conn: Conn,
-    buf: Vec<u8>,
-    start: usize,
+    lines: lines::Lines,
     out: Vec<u8>,
     /// Whether the last line `read_line` returned ended in CRLF (not a bare LF).
     pub last_crlf: bool,
@@ -131,6 +122,8 @@ pub struct Stream {
     /// deadline on every read in every protocol state, by construction.
     /// Sessions move it forward for each phase (`set_deadline`).
     deadline: Instant,
+    /// Bytes read since this session last gave the loop to the others.
+    read_since_yield: usize,
 }
 
 /// Until a session sets its own, reads must finish within this.
@@ -150,7 +143,8 @@ fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "read deadline passed")
 }
 
-const READ_CHUNK: usize = 4096;
+/// A session reading this much without waiting yields to the others.
+const YIELD_EVERY: usize = 64 * 1024;
 /// Line reads use a small stack buffer: an idle session waits inside this
 /// read, and the buffer is part of its future (memory per idle session).
 const LINE_CHUNK: usize = 512;
@@ -159,11 +153,11 @@ impl Stream {
     pub fn new(conn: Conn) -> Stream {
         Stream {
             conn,
-            buf: Vec::new(),
-            start: 0,
+            lines: lines::Lines::new(),
             out: Vec::new(),
             last_crlf: true,
             deadline: Instant::now() + DEFAULT_READ_DEADLINE,
+            read_since_yield: 0,
         }
     }
 
@@ -173,15 +167,31 @@ impl Stream {
     }
 
     /// A read of the connection that gives up at the deadline.
-    async fn read_conn(conn: &mut Conn, deadline: Instant, dst: &mut [u8]) -> io::Result<usize> {
+    ///
+    /// A read of a socket with data waiting completes without ever
+    /// returning to the executor, so a peer that sends fast could keep the
+    /// one thread to itself: after [`YIELD_EVERY`] bytes the session yields
+    /// once, behind every other ready task.
+    async fn read_conn(
+        conn: &mut Conn,
+        deadline: Instant,
+        since_yield: &mut usize,
+        dst: &mut [u8],
+    ) -> io::Result<usize> {
         if Instant::now() >= deadline {
             return Err(timed_out());
         }
-        futures_lite::future::or(conn.read(dst), async {
+        if *since_yield >= YIELD_EVERY {
+            *since_yield = 0;
+            futures_lite::future::yield_now().await;
+        }
+        let n = futures_lite::future::or(conn.read(dst), async {
             async_io::Timer::at(deadline).await;
             Err(timed_out())
         })
-        .await
+        .await?;
+        *since_yield += n;
+        Ok(n)
     }
 
     /// Take the connection out (for STARTTLS), leaving `Closed`.
@@ -191,65 +201,38 @@ impl Stream {
 
     /// Bytes received but not yet consumed (must be empty before STARTTLS: RFC 3207 §4.2).
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
+        self.lines.buffered()
     }
 
     /// Take the bytes received but not yet consumed (after an HTTP upgrade
     /// they belong to the new protocol).
     pub fn take_buffered(&mut self) -> Vec<u8> {
-        let rest = self.buf.split_off(self.start);
-        self.buf = Vec::new();
-        self.start = 0;
+        let mut rest = Vec::new();
+        self.lines.take_into(self.lines.buffered(), &mut rest);
         rest
-    }
-
-    fn compact(&mut self) {
-        if self.start == self.buf.len() {
-            self.buf = Vec::new();
-            self.start = 0;
-        } else if self.start > READ_CHUNK {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
     }
 
     /// Cancel-safe: bytes are only appended once the read completed, so a
     /// `read_line` raced against another future (IDLE) loses nothing.
     async fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; LINE_CHUNK];
-        let n = Self::read_conn(&mut self.conn, self.deadline, &mut chunk).await?;
-        self.buf.extend_from_slice(&chunk[..n]);
+        let n = Self::read_conn(
+            &mut self.conn,
+            self.deadline,
+            &mut self.read_since_yield,
+            &mut chunk,
+        )
+        .await?;
+        self.lines.push(&chunk[..n]);
         Ok(n)
     }
 
     /// Read one line of at most `max` bytes (excluding the line ending).
     pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
-        let mut scanned = 0;
-        let mut discarding = false;
         loop {
-            let avail = &self.buf[self.start..];
-            if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
-                let end = scanned + i;
-                let mut line_end = end;
-                self.last_crlf = line_end > 0 && avail[line_end - 1] == b'\r';
-                if self.last_crlf {
-                    line_end -= 1;
-                }
-                let line = avail[..line_end].to_vec();
-                self.start += end + 1;
-                self.compact();
-                if discarding || line.len() > max {
-                    return Ok(Line::TooLong);
-                }
-                return Ok(Line::Ok(line));
-            }
-            scanned = avail.len();
-            if scanned > max + 2 {
-                // Drop what we have and keep discarding until the newline.
-                discarding = true;
-                self.start = self.buf.len();
-                self.compact();
-                scanned = 0;
+            if let Some(line) = self.lines.next(max) {
+                self.last_crlf = self.lines.last_crlf;
+                return Ok(line);
             }
             if self.fill().await? == 0 {
                 return Ok(Line::Eof);
@@ -261,16 +244,19 @@ impl Stream {
     /// Buffered bytes first, then straight from the connection into `dst`
     /// in large reads (literals, request bodies).
     pub async fn read_exact_into(&mut self, n: usize, dst: &mut Vec<u8>) -> io::Result<bool> {
-        let take = n.min(self.buf.len() - self.start);
-        dst.extend_from_slice(&self.buf[self.start..self.start + take]);
-        self.start += take;
-        self.compact();
+        let take = self.lines.take_into(n, dst);
         let mut need = n - take;
         while need > 0 {
             let old = dst.len();
             let want = need.min(64 * 1024);
             dst.resize(old + want, 0);
-            let got = Self::read_conn(&mut self.conn, self.deadline, &mut dst[old..]).await;
+            let got = Self::read_conn(
+                &mut self.conn,
+                self.deadline,
+                &mut self.read_since_yield,
+                &mut dst[old..],
+            )
+            .await;
             let got = match got {
                 Ok(g) => g,
                 Err(e) => {
