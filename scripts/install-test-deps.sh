@@ -58,6 +58,7 @@ command -v faketime >/dev/null 2>&1 || need+=(faketime)
 # namespaces, upnpc to list its mappings.
 command -v miniupnpd >/dev/null 2>&1 || need+=(miniupnpd miniupnpd-nftables)
 command -v upnpc >/dev/null 2>&1 || need+=(miniupnpc)
+# The strict iroh realtime e2e test drops UDP inside its own network namespace.
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi

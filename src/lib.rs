@@ -10,7 +10,7 @@
 //!    inbound pipeline), `backup` and `upstream` (archives of the data
 //!    folder, import from an upstream relay);
 //! 2. protocol services: `smtp`, `imap`, `http`, `outbound`, `push`, `prune`,
-//!    `turn`;
+//!    `turn`, `iroh` (the iroh relay);
 //! 3. `server`: binds the listeners and dispatches connections to services.
 #![forbid(unsafe_code)]
 
@@ -40,6 +40,7 @@ pub mod acme;
 pub mod ddns;
 pub mod http;
 pub mod imap;
+pub mod iroh;
 pub mod outbound;
 pub mod prune;
 pub mod push;

@@ -29,7 +29,13 @@ pub enum Service {
 
 /// 443: one TLS acceptor; the negotiated ALPN picks IMAP, SMTP or HTTPS
 /// (spec §2.1: the client offers `imap` or `smtp`; anything else is HTTPS).
-async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream, ip: IpSlot, lan: bool) {
+async fn accept_443(
+    ctx: Rc<Ctx>,
+    iroh: Rc<crate::iroh::Registry>,
+    tcp: TcpStream,
+    ip: IpSlot,
+    lan: bool,
+) {
     let Some(hs) = ConnGuard::try_new(&ctx.handshakes, limits::MAX_HANDSHAKES) else {
         return;
     };
@@ -60,7 +66,7 @@ async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream, ip: IpSlot, lan: bool) {
         (ctx.tls.tls12.clone(), Service::Https)
     };
     // The service's slot is taken before the rest of the handshake.
-    let Some(_slot) = service_slot(&ctx, kind) else {
+    let Some(slot) = service_slot(&ctx, kind) else {
         return;
     };
     let Some(Ok(s)) = timeout(HANDSHAKE_TIMEOUT, start.into_stream(cfg)).await else {
@@ -73,7 +79,23 @@ async fn accept_443(ctx: Rc<Ctx>, tcp: TcpStream, ip: IpSlot, lan: bool) {
         Service::Submissions => {
             crate::smtp::session::run(ctx, stream, crate::smtp::session::Mode::Submission, ip).await
         }
-        _ => crate::http::serve_conn(ctx, stream, true, lan).await,
+        _ => http(ctx, iroh, stream, true, slot, ip, lan).await,
+    }
+}
+
+/// HTTP on 443 or a plain port; a connection that upgrades to the iroh
+/// relay protocol goes on to the relay service with its slots.
+async fn http(
+    ctx: Rc<Ctx>,
+    iroh: Rc<crate::iroh::Registry>,
+    stream: Stream,
+    tls: bool,
+    slot: ConnGuard,
+    ip: IpSlot,
+    lan: bool,
+) {
+    if let Some(s) = crate::http::serve_conn(ctx.clone(), stream, tls, lan).await {
+        crate::iroh::serve(ctx, iroh, s, slot, ip).await
     }
 }
 
@@ -104,7 +126,13 @@ async fn refuse(service: Service, tcp: TcpStream) {
     let _ = timeout(Duration::from_secs(5), tcp.write_all(line)).await;
 }
 
-async fn handle(ctx: Rc<Ctx>, service: Service, tcp: TcpStream, peer: IpAddr) {
+async fn handle(
+    ctx: Rc<Ctx>,
+    iroh: Rc<crate::iroh::Registry>,
+    service: Service,
+    tcp: TcpStream,
+    peer: IpAddr,
+) {
     let _ = tcp.set_nodelay(true);
     // Counted from accept: a silent or slow peer holds its slots for at most
     // the handshake deadline, and only a few per address.
@@ -114,9 +142,9 @@ async fn handle(ctx: Rc<Ctx>, service: Service, tcp: TcpStream, peer: IpAddr) {
     // Only a yes/no about the peer's range goes on (for `/status`).
     let lan = crate::config::networks::is_lan(&ctx.cfg.status_networks, peer);
     if service == Service::Https {
-        return accept_443(ctx, tcp, ip, lan).await;
+        return accept_443(ctx, iroh, tcp, ip, lan).await;
     }
-    let Some(_slot) = service_slot(&ctx, service) else {
+    let Some(slot) = service_slot(&ctx, service) else {
         return refuse(service, tcp).await;
     };
     use crate::smtp::session::Mode;
@@ -140,9 +168,9 @@ async fn handle(ctx: Rc<Ctx>, service: Service, tcp: TcpStream, peer: IpAddr) {
         }
         Service::Https => unreachable!("handled above"),
         Service::Http => {
-            // Port 80 serves a few fixed routes; its slot stays per address.
-            let _ip = ip;
-            crate::http::serve_conn(ctx, Stream::new(Conn::Plain(tcp)), false, lan).await
+            // Port 80 serves a few fixed routes and the iroh relay; the
+            // address slot stays until an iroh client has proven its key.
+            http(ctx, iroh, Stream::new(Conn::Plain(tcp)), false, slot, ip, lan).await
         }
         Service::Mx => {
             // Peers never log in on port 25: the address slot lasts the connection.
@@ -181,6 +209,15 @@ pub async fn run(
         (Service::Https, cfg.https_port),
         (Service::Http, cfg.http_port),
         (Service::Mx, cfg.smtp_port),
+        // Our iroh relay on its own plain-HTTP port (port 80 serves it too).
+        (
+            Service::Http,
+            if cfg.own_iroh_relay_url().is_some() {
+                cfg.iroh_relay_http_port
+            } else {
+                0
+            },
+        ),
     ];
     // Every connection is a descriptor, and each outbound delivery too.
     let needed = (cfg.max_imap_connections + 2 * cfg.max_smtp_connections + limits::MAX_HTTP)
@@ -188,6 +225,7 @@ pub async fn run(
         + limits::MAX_HANDSHAKES as u64
         // one UDP socket per TURN allocation
         + (cfg.turn_relay_ports.1 - cfg.turn_relay_ports.0) as u64
+        + cfg.iroh_relay_max_clients as u64
         + 256;
     if let Some(w) = limits::raise_nofile(needed) {
         log::warn!("{w}");
@@ -203,8 +241,10 @@ pub async fn run(
         log::info!("listening: {:?} on port {}", svc, port);
         listeners.push((svc, l));
     }
+    let iroh = Rc::new(crate::iroh::Registry::default());
     for (svc, l) in listeners {
         let ctx = ctx.clone();
+        let iroh = iroh.clone();
         let ex2 = ex.clone();
         ex.spawn(async move {
             loop {
@@ -213,7 +253,8 @@ pub async fn run(
                     // The peer address only keys the in-memory per-address
                     // counter while the connection lives: never logged or stored.
                     Ok((tcp, peer)) => {
-                        ex2.spawn(handle(ctx.clone(), svc, tcp, peer.ip())).detach();
+                        ex2.spawn(handle(ctx.clone(), iroh.clone(), svc, tcp, peer.ip()))
+                            .detach();
                     }
                     Err(e) => {
                         log::warn!("accept failed on {svc:?}: {e}");

@@ -43,7 +43,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "services",
         &[
-            "smtp", "imap", "http", "outbound", "push", "prune", "turn", "acme", "ddns", "router",
+            "smtp", "imap", "http", "outbound", "push", "prune", "turn", "iroh", "acme", "ddns",
+            "router",
         ],
     ),
     // 3: listeners and dispatch.

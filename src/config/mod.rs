@@ -61,8 +61,12 @@ pub struct Config {
     pub tls_mode: TlsMode,
     pub disable_ipv6: bool,
     pub acme_email: String,
-    /// `None`: not advertised.
+    /// An external iroh relay to advertise (`iroh_relay = URL`); `None`
+    /// when the key is absent or empty.
     pub iroh_relay: Option<String>,
+    /// The key `iroh_relay` is absent: serve our own iroh relay and
+    /// advertise it (upstream's default; an empty value advertises none).
+    pub iroh_relay_serve: bool,
     pub imap_compress: bool,
     pub privacy_postal: String,
     pub privacy_mail: String,
@@ -161,6 +165,13 @@ pub struct Config {
     pub backup_dir: PathBuf,
     /// Archives kept in a backup folder (the oldest beyond this are removed).
     pub backup_keep: usize,
+    /// Extra plain-HTTP port serving the iroh relay (0: none; port 80's
+    /// listener serves it too).
+    pub iroh_relay_http_port: u16,
+    /// Most iroh relay clients at once (0 disables our relay).
+    pub iroh_relay_max_clients: usize,
+    /// Seconds without a frame before an iroh relay client is dropped.
+    pub iroh_relay_idle_timeout: u64,
     /// Keys that were present but unknown (warned about at startup).
     pub unused_keys: Vec<String>,
 }
@@ -395,6 +406,7 @@ impl Config {
             tls_mode,
             disable_ipv6: p.boolean("disable_ipv6", false)?,
             acme_email: p.string("acme_email", ""),
+            iroh_relay_serve: iroh.is_none(),
             iroh_relay: match iroh {
                 None => None,
                 Some(v) if v.trim().is_empty() => None,
@@ -627,6 +639,16 @@ impl Config {
                     ))
                 }
                 n => n,
+            iroh_relay_http_port: port(&mut p, "iroh_relay_http_port", 0)?,
+            iroh_relay_max_clients: p.num("iroh_relay_max_clients", 1000)?,
+            iroh_relay_idle_timeout: {
+                let v = p.num("iroh_relay_idle_timeout", 60u64)?;
+                if v < 3 {
+                    return Err(ConfigError(format!(
+                        "bad value for iroh_relay_idle_timeout: {v} (at least 3 seconds)"
+                    )));
+                }
+                v
             },
             unused_keys: Vec::new(),
             mail_domain,
@@ -639,6 +661,12 @@ impl Config {
             })
             .cloned()
             .collect();
+        if cfg.iroh_relay_http_port != 0 && cfg.iroh_relay_http_port == cfg.http_port {
+            return Err(ConfigError(format!(
+                "bad value for iroh_relay_http_port: {} is http_port, which serves the relay already",
+                cfg.iroh_relay_http_port
+            )));
+        }
         if cfg.username_min_length > cfg.username_max_length {
             return Err(ConfigError(format!(
                 "bad value for username_min_length: {} is above username_max_length {}",
@@ -661,6 +689,43 @@ impl Config {
     pub fn acme_names(&self) -> Vec<String> {
         let d = &self.mail_domain;
         vec![d.clone(), format!("mta-sts.{d}"), format!("www.{d}")]
+    }
+
+    /// The URL of our own iroh relay as clients must use it, or `None`
+    /// when we serve none. Upstream advertises `https://<mail_domain>`
+    /// (chatmaild `config.py`); iroh clients trust only publicly trusted
+    /// certificates, so a self-signed relay names a plain-HTTP port it
+    /// serves instead (`iroh_relay_http_port`, else `http_port`).
+    pub fn own_iroh_relay_url(&self) -> Option<String> {
+        if !self.iroh_relay_serve || self.iroh_relay_max_clients == 0 {
+            return None;
+        }
+        let host = self.hostname();
+        let with_port = |scheme: &str, port: u16, default: u16| {
+            if port == default {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}:{port}")
+            }
+        };
+        if self.self_signed() {
+            match (self.iroh_relay_http_port, self.http_port) {
+                (0, 0) => None,
+                (0, p) | (p, _) => Some(with_port("http", p, 80)),
+            }
+        } else if self.https_port != 0 {
+            Some(with_port("https", self.https_port, 443))
+        } else {
+            None
+        }
+    }
+
+    /// The iroh relay METADATA `/shared/vendor/deltachat/irohrelay` names:
+    /// a configured external one, else our own.
+    pub fn advertised_iroh_relay(&self) -> Option<String> {
+        self.iroh_relay
+            .clone()
+            .or_else(|| self.own_iroh_relay_url())
     }
 
     pub fn self_signed(&self) -> bool {
@@ -722,6 +787,59 @@ mod tests {
         );
         assert!(Config::from_ini("[params]\n", None).is_err());
         assert!(Config::from_ini("[params]\nmail_domain = a b\n", None).is_err());
+    }
+
+    #[test]
+    fn iroh_relay_url() {
+        let c = |extra: &str| {
+            Config::from_ini(
+                &format!("[params]\nmail_domain = chat.example.org\n{extra}"),
+                None,
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            c("").advertised_iroh_relay().as_deref(),
+            Some("https://chat.example.org")
+        );
+        assert_eq!(
+            c("https_port = 8443\n").advertised_iroh_relay().as_deref(),
+            Some("https://chat.example.org:8443")
+        );
+        assert_eq!(c("iroh_relay =\n").advertised_iroh_relay(), None);
+        let ext = c("iroh_relay = https://iroh.example.net/\n");
+        assert_eq!(
+            ext.advertised_iroh_relay().as_deref(),
+            Some("https://iroh.example.net/")
+        );
+        assert!(!ext.iroh_relay_serve);
+        assert_eq!(
+            c("iroh_relay_max_clients = 0\n").advertised_iroh_relay(),
+            None
+        );
+        let ip = |extra: &str| {
+            Config::from_ini(&format!("[params]\nmail_domain = 10.0.0.5\n{extra}"), None).unwrap()
+        };
+        assert_eq!(
+            ip("").advertised_iroh_relay().as_deref(),
+            Some("http://10.0.0.5")
+        );
+        assert_eq!(
+            ip("iroh_relay_http_port = 3340\n")
+                .advertised_iroh_relay()
+                .as_deref(),
+            Some("http://10.0.0.5:3340")
+        );
+        assert_eq!(
+            ip("http_port = 8080\n").advertised_iroh_relay().as_deref(),
+            Some("http://10.0.0.5:8080")
+        );
+        assert_eq!(ip("http_port = 0\n").advertised_iroh_relay(), None);
+        assert!(Config::from_ini(
+            "[params]\nmail_domain = a.b\niroh_relay_idle_timeout = 1\n",
+            None
+        )
+        .is_err());
     }
 
     #[test]

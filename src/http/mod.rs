@@ -62,7 +62,10 @@ impl Response {
         for (k, v) in &self.headers {
             out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
         }
-        out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        // RFC 9110 §8.6: no Content-Length in a 204.
+        if self.status != 204 {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
         if !keep_alive {
             out.extend_from_slice(b"Connection: close\r\n");
         }
@@ -75,6 +78,7 @@ impl Response {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         301 => "Moved Permanently",
         400 => "Bad Request",
         403 => "Forbidden",
@@ -223,29 +227,38 @@ async fn read_request(s: &mut Stream, ctx: &Ctx) -> Result<Request, ReadError> {
 }
 
 /// Serve HTTP requests on one connection (keep-alive, bounded). The caller
-/// holds the connection's slots.
-pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool, lan: bool) {
+/// holds the connection's slots. Returns the connection when the client
+/// asked to switch to the iroh relay protocol (`GET /relay` with `Upgrade:
+/// iroh derp http`): the caller hands it to the relay service, which
+/// answers the upgrade; bytes after the request head stay buffered.
+pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool, lan: bool) -> Option<Stream> {
     for _ in 0..MAX_REQUESTS_PER_CONN {
         s.set_deadline(IDLE);
         let req = match read_request(&mut s, &ctx).await {
-            Err(ReadError::Closed) => return,
+            Err(ReadError::Closed) => return None,
             Err(ReadError::TooLarge(msg, len)) => {
                 let _ = s.send(&Response::text(413, msg).encode(false)).await;
                 drain(&mut s, len).await;
                 let _ = futures_lite::io::AsyncWriteExt::close(&mut s.conn).await;
-                return;
+                return None;
             }
             Err(ReadError::Bad(code, msg)) => {
                 let _ = s.send(&Response::text(code, msg).encode(false)).await;
-                return;
+                return None;
             }
             Ok(r) => r,
         };
+        let relay = routes::iroh_relay(&ctx, &req);
+        if let Some(routes::Relay::Upgrade) = relay {
+            return Some(s);
+        }
         let keep_alive = !req
             .header("connection")
             .map(|v| v.eq_ignore_ascii_case(b"close"))
             .unwrap_or(false);
-        let resp = if !tls {
+        let resp = if let Some(routes::Relay::Answer(r)) = relay {
+            r
+        } else if !tls {
             routes::plain_http(&ctx, &req)
         } else if req.path == "/mxdeliv" {
             mxdeliv::handle(&ctx, &req).await
@@ -258,12 +271,13 @@ pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool, lan: bool) {
             out.truncate(out.len() - resp.body.len());
         }
         if s.send(&out).await.is_err() {
-            return;
+            return None;
         }
         if !keep_alive {
             // Sends TLS close_notify so clients see a clean end.
             let _ = futures_lite::io::AsyncWriteExt::close(&mut s.conn).await;
-            return;
+            return None;
         }
     }
+    None
 }

@@ -1,4 +1,4 @@
-//! The routes of spec §12.
+//! The routes of spec §12, and the HTTP side of our iroh relay.
 
 use super::pages::{self, strings};
 use super::query::Query;
@@ -302,4 +302,65 @@ fn autoconfig(ctx: &Ctx) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<clientConfig version=\"1.1\">\n  <emailProvider id=\"{d}\">\n    <domain>{d}</domain>\n    <displayName>{d} chatmail</displayName>\n    <displayShortName>{d}</displayShortName>\n{servers}  </emailProvider>\n</clientConfig>\n"
     )
+}
+
+// ---- the HTTP side of our iroh relay (iroh-relay 0.35 `server.rs`,
+// `http.rs`): the upgrade request on `/relay` (legacy `/derp`) and the two
+// probes clients use to measure the relay, `/ping` and `/generate_204`.
+// Served on 443 and on the plain-HTTP ports when our relay is on
+// (`Config::own_iroh_relay_url`).
+
+/// The upgrade token of the relay protocol (iroh-relay `HTTP_UPGRADE_PROTOCOL`).
+const UPGRADE: &[u8] = b"iroh derp http";
+const CHALLENGE: &str = "x-tailscale-challenge";
+
+pub enum Relay {
+    /// Switch protocols: the relay service answers `101`.
+    Upgrade,
+    Answer(Response),
+}
+
+/// `None`: not a relay route (or our relay is off).
+pub fn iroh_relay(ctx: &Ctx, req: &Request) -> Option<Relay> {
+    ctx.cfg.own_iroh_relay_url()?;
+    match req.path.as_str() {
+        "/relay" | "/derp" => {
+            let upgrade = req
+                .header("upgrade")
+                .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(UPGRADE));
+            Some(if req.method == "GET" && upgrade {
+                Relay::Upgrade
+            } else {
+                Relay::Answer(Response::text(
+                    400,
+                    "iroh relay: send GET with Upgrade: iroh derp http\n",
+                ))
+            })
+        }
+        "/ping" => {
+            let mut r = Response::text(200, "");
+            r.headers.push(("Access-Control-Allow-Origin", "*".into()));
+            Some(Relay::Answer(r))
+        }
+        "/generate_204" => {
+            let mut r = Response::text(204, "");
+            r.headers.clear();
+            if let Some(c) = req.header(CHALLENGE).filter(|c| challenge_ok(c)) {
+                r.headers.push((
+                    "X-Tailscale-Response",
+                    format!("response {}", String::from_utf8_lossy(c)),
+                ));
+            }
+            Some(Relay::Answer(r))
+        }
+        _ => None,
+    }
+}
+
+/// Echoed only when short and made of `[A-Za-z0-9._-]`, as upstream does.
+fn challenge_ok(c: &[u8]) -> bool {
+    !c.is_empty()
+        && c.len() < 64
+        && c.iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }

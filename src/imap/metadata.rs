@@ -26,8 +26,9 @@ impl Session {
             "/shared/vendor/deltachat/appversions" => {
                 cfg.appversions.as_ref().map(|v| v.as_bytes().to_vec())
             }
+            // A configured external relay, else our own (upstream's default).
             "/shared/vendor/deltachat/irohrelay" => {
-                cfg.iroh_relay.as_ref().map(|v| v.as_bytes().to_vec())
+                cfg.advertised_iroh_relay().map(String::into_bytes)
             }
             // A configured external TURN server wins; else our own (issue 11),
             // as `<mail_domain>:<turn_port>:…` like upstream (spec §11.2).

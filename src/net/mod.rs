@@ -204,6 +204,14 @@ impl Stream {
         self.lines.buffered()
     }
 
+    /// Take the bytes received but not yet consumed (after an HTTP upgrade
+    /// they belong to the new protocol).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        self.lines.take_into(self.lines.buffered(), &mut rest);
+        rest
+    }
+
     /// Cancel-safe: bytes are only appended once the read completed, so a
     /// `read_line` raced against another future (IDLE) loses nothing.
     async fn fill(&mut self) -> io::Result<usize> {

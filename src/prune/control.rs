@@ -75,7 +75,7 @@ pub fn listener(cfg: &Config) -> std::io::Result<async_net::unix::UnixListener> 
 
 /// The local control socket: one command line per connection, one reply line.
 /// `prune <days ahead> <dry 0|1>` runs the prune inside the server, so IDLE
-/// sessions see the expunges.
+/// sessions see the expunges. `stats` prints the realtime counters.
 pub async fn serve(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
     use futures_lite::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     loop {
@@ -125,6 +125,8 @@ pub async fn serve(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
                 Some(l) if ctx.store.account_count().ok() == Some(0) => format!("ok {l}"),
                 _ => "ok".to_string(),
             },
+            // Counters of the realtime services (numbers only).
+            ["stats"] => format!("ok {}", ctx.realtime.line()),
             _ => "error unknown command".to_string(),
         };
         let _ = conn.write_all(format!("{reply}\n").as_bytes()).await;

@@ -27,6 +27,7 @@ pub mod limits;
 pub mod ratelimit;
 pub mod registration;
 pub mod turn_secret;
+pub mod stats;
 
 use auth::Auth;
 pub use limits::{ConnGuard, IpSlot, IpSlots};
@@ -78,6 +79,8 @@ pub struct Ctx {
     /// Secret of our own TURN server's REST credentials (issue 11); `None`
     /// when an external TURN server is configured or `turn_port = 0`.
     pub turn_secret: Option<String>,
+    /// Counters of the realtime services (no keys, no addresses).
+    pub realtime: stats::Realtime,
 }
 
 /// The receiving ends of the wake-up channels the context owns: the server
@@ -155,6 +158,7 @@ impl Ctx {
             unauth: Rc::new(IpSlots::new(limits::UNAUTH_PER_IP)),
             big_bodies: std::sync::Arc::new(async_lock::Semaphore::new(BIG_BODIES_AT_ONCE)),
             turn_secret,
+            realtime: Default::default(),
         };
         Ok((ctx, Queues { outbound, push }))
     }
