@@ -639,6 +639,7 @@ impl Config {
                     ))
                 }
                 n => n,
+            },
             iroh_relay_http_port: port(&mut p, "iroh_relay_http_port", 0)?,
             iroh_relay_max_clients: p.num("iroh_relay_max_clients", 1000)?,
             iroh_relay_idle_timeout: {
