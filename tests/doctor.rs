@@ -17,12 +17,21 @@ const PUBLIC: &str = "93.184.216.34";
 /// `chatrelay doctor` for the relay's config (optionally under faketime).
 fn doctor(r: &Relay, faketime: Option<&str>) -> (i32, String) {
     let mut c = match faketime {
+        // libfaketime must not freeze the monotonic clock: the relay's
+        // timers (DNS and router timeouts) run on it. `timeout` bounds the
+        // run whatever happens.
         Some(t) => {
-            let mut c = Command::new("faketime");
-            c.args(["-f", t]).arg(common::bin());
+            let mut c = Command::new("timeout");
+            c.args(["120", "faketime", "-f", t])
+                .arg(common::bin())
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
             c
         }
-        None => Command::new(common::bin()),
+        None => {
+            let mut c = Command::new("timeout");
+            c.args(["120"]).arg(common::bin());
+            c
+        }
     };
     let out = c
         .args(["doctor", "--config", r.config_path().to_str().unwrap()])
