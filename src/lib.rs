@@ -30,8 +30,8 @@ pub mod store;
 pub mod tls;
 
 // 1: shared context
-pub mod doctor;
 pub mod backup;
+pub mod doctor;
 pub mod relay;
 pub mod upstream;
 

@@ -354,7 +354,9 @@ fn prune(cfg: &Config, days: i64, dry_run: bool) -> Result<(), String> {
     let store = chatrelay::store::Store::open(&cfg.data_dir)
         .map_err(|e| format!("cannot open the store in {}: {e}", cfg.data_dir.display()))?;
     let now = chatrelay::clock::now_secs() + days * 86400;
-    let r = futures_lite::future::block_on(chatrelay::prune::run(&store, None, None, cfg, now, dry_run))?;
+    let r = futures_lite::future::block_on(chatrelay::prune::run(
+        &store, None, None, cfg, now, dry_run,
+    ))?;
     println!("{r}{}", if dry_run { " (dry run)" } else { "" });
     Ok(())
 }
@@ -596,7 +598,9 @@ fn main() -> ExitCode {
         "doctor" => load_config(&args).and_then(|c| doctor(&c)),
         "prune" => load_config(&args).and_then(|c| prune(&c, args.days, args.dry_run)),
         "turn-probe" => load_config(&args).and_then(|c| {
-            let ip = c.listen_address.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+            let ip = c
+                .listen_address
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
             let a = std::net::SocketAddr::new(ip, c.turn_port);
             chatrelay::turn::probe(a).map(|()| println!("turn-probe: STUN Binding answered by {a}"))
         }),

@@ -170,7 +170,16 @@ async fn handle(
         Service::Http => {
             // Port 80 serves a few fixed routes and the iroh relay; the
             // address slot stays until an iroh client has proven its key.
-            http(ctx, iroh, Stream::new(Conn::Plain(tcp)), false, slot, ip, lan).await
+            http(
+                ctx,
+                iroh,
+                Stream::new(Conn::Plain(tcp)),
+                false,
+                slot,
+                ip,
+                lan,
+            )
+            .await
         }
         Service::Mx => {
             // Peers never log in on port 25: the address slot lasts the connection.

@@ -546,5 +546,8 @@ fn endless_data_lines_are_not_buffered() {
     let (_, hwm) = r.rss_kib();
     let growth = hwm.saturating_sub(rss0);
     println!("endless DATA lines: peak {growth} KiB above the start");
-    assert!(growth < 16 * 1024, "peak RSS grew {growth} KiB for {SESSIONS} sessions");
+    assert!(
+        growth < 16 * 1024,
+        "peak RSS grew {growth} KiB for {SESSIONS} sessions"
+    );
 }

@@ -474,7 +474,8 @@ fn exact_boundaries_in_process() {
         .unwrap();
 
     let run = |now: i64, dry: bool| {
-        futures_lite::future::block_on(chatrelay::prune::run(&store, None, None, &cfg, now, dry)).unwrap()
+        futures_lite::future::block_on(chatrelay::prune::run(&store, None, None, &cfg, now, dry))
+            .unwrap()
     };
     // At the start of today: the account whose login day started exactly 90
     // days ago stays, the 91-day one goes. No message is old enough yet (they

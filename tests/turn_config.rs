@@ -46,7 +46,11 @@ fn secret_file_is_private_and_stable() {
         .arg(r.config_path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("answered by 127.0.0.119:3478"));
     drop(r);
 

@@ -125,9 +125,7 @@ pub fn parse_head(head: &[u8]) -> Result<(Request, u64), (u16, &'static str)> {
     let mut req = httparse::Request::new(&mut hdrs);
     match req.parse(&head) {
         Ok(httparse::Status::Complete(_)) => {}
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err((431, "too many headers"))
-        }
+        Err(httparse::Error::TooManyHeaders) => return Err((431, "too many headers")),
         _ => return Err((400, "malformed request")),
     }
     let method = req.method.unwrap_or("").to_string();
@@ -151,7 +149,11 @@ pub fn parse_head(head: &[u8]) -> Result<(Request, u64), (u16, &'static str)> {
     // §6.3: Content-Length is 1*DIGIT; several differing ones are an
     // error (a request smuggling vector behind proxies).
     let mut len = None;
-    for (_, v) in r.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+    for (_, v) in r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
         let v = v.trim_ascii();
         let n = (!v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit))
             .then(|| std::str::from_utf8(v).ok()?.parse::<u64>().ok())

@@ -192,7 +192,13 @@ impl Session {
         }
     }
 
-    pub(super) async fn create(&mut self, tag: &str, user: &str, name: &str, special_use: Vec<String>) {
+    pub(super) async fn create(
+        &mut self,
+        tag: &str,
+        user: &str,
+        name: &str,
+        special_use: Vec<String>,
+    ) {
         let name = name.trim_end_matches(DELIM);
         if name == "INBOX" || !valid_name(name) {
             return self.no(tag, "[CANNOT] Invalid mailbox name");
@@ -220,7 +226,12 @@ impl Session {
             }
         }
         let (u, n) = (user.to_string(), name.to_string());
-        match self.ctx.writer.run(move |s| s.create_mailbox(&u, &n, su)).await {
+        match self
+            .ctx
+            .writer
+            .run(move |s| s.create_mailbox(&u, &n, su))
+            .await
+        {
             Ok(_) => self.ok(tag, "Create completed."),
             Err(e) => self.store_err(tag, e),
         }
@@ -258,7 +269,12 @@ impl Session {
             return self.no(tag, "[CANNOT] Invalid mailbox name");
         }
         let (u, f, t) = (user.to_string(), from.to_string(), to.to_string());
-        match self.ctx.writer.run(move |s| s.rename_mailbox(&u, &f, &t)).await {
+        match self
+            .ctx
+            .writer
+            .run(move |s| s.rename_mailbox(&u, &f, &t))
+            .await
+        {
             Ok(()) => self.ok(tag, "Rename completed."),
             Err(e) => self.store_err(tag, e),
         }
@@ -266,7 +282,12 @@ impl Session {
 
     pub(super) async fn subscribe(&mut self, tag: &str, user: &str, name: &str, on: bool) {
         let (u, n) = (user.to_string(), name.to_string());
-        match self.ctx.writer.run(move |s| s.set_subscribed(&u, &n, on)).await {
+        match self
+            .ctx
+            .writer
+            .run(move |s| s.set_subscribed(&u, &n, on))
+            .await
+        {
             Ok(()) => self.ok(
                 tag,
                 if on {

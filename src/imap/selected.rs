@@ -124,7 +124,11 @@ impl Session {
                         };
                         if !deleted.is_empty() {
                             let (u, id) = (user.to_string(), sel.mb.id);
-                            let r = self.ctx.writer.run(move |s| s.expunge(&u, id, &deleted)).await;
+                            let r = self
+                                .ctx
+                                .writer
+                                .run(move |s| s.expunge(&u, id, &deleted))
+                                .await;
                             if let Err(e) = r {
                                 self.store_err(tag, e);
                                 return Ok(());
@@ -161,8 +165,7 @@ impl Session {
                     .await
             }
             C::Move { uid, set, mailbox } => {
-                self.copy_move(tag, user, uid, &set, &mailbox.0, true)
-                    .await
+                self.copy_move(tag, user, uid, &set, &mailbox.0, true).await
             }
             other => self.bad(tag, &format!("{} is not supported", other.name())),
         }
@@ -202,7 +205,12 @@ impl Session {
             .collect();
         if !doomed.is_empty() {
             let u = user.to_string();
-            if let Err(e) = self.ctx.writer.run(move |s| s.expunge(&u, id, &doomed)).await {
+            if let Err(e) = self
+                .ctx
+                .writer
+                .run(move |s| s.expunge(&u, id, &doomed))
+                .await
+            {
                 return self.store_err(tag, e);
             }
             self.ctx.hub.notify(id, Some(sub));
@@ -277,7 +285,15 @@ impl Session {
         self.ok(tag, "Store completed.");
     }
 
-    async fn copy_move(&mut self, tag: &str, user: &str, uid: bool, set: &SeqSet, dst: &str, mv: bool) {
+    async fn copy_move(
+        &mut self,
+        tag: &str,
+        user: &str,
+        uid: bool,
+        set: &SeqSet,
+        dst: &str,
+        mv: bool,
+    ) {
         if mv && self.read_only(tag) {
             return;
         }

@@ -114,7 +114,11 @@ pub fn reference(input: &[u8], max: usize) -> Vec<Result<Vec<u8>, usize>> {
         if l.last() == Some(&b'\r') {
             l = &l[..l.len() - 1];
         }
-        out.push(if l.len() > max { Err(l.len()) } else { Ok(l.to_vec()) });
+        out.push(if l.len() > max {
+            Err(l.len())
+        } else {
+            Ok(l.to_vec())
+        });
         rest = &rest[i + 1..];
     }
     out
@@ -140,7 +144,11 @@ pub fn feed_in_pieces(input: &[u8], max: usize, pieces: &[usize]) -> Vec<Result<
             });
         }
         // Bounded by the limit plus one piece, whatever the input.
-        assert!(l.buffered() <= max + 2 + n, "{} buffered, max {max}", l.buffered());
+        assert!(
+            l.buffered() <= max + 2 + n,
+            "{} buffered, max {max}",
+            l.buffered()
+        );
     }
     out
 }

@@ -14,7 +14,16 @@ use crate::relay::Ctx;
 pub async fn daily(ctx: Rc<Ctx>) {
     loop {
         let now = crate::clock::now_secs();
-        match super::run(&ctx.store, Some(&ctx.writer), Some(&ctx.hub), &ctx.cfg, now, false).await {
+        match super::run(
+            &ctx.store,
+            Some(&ctx.writer),
+            Some(&ctx.hub),
+            &ctx.cfg,
+            now,
+            false,
+        )
+        .await
+        {
             Ok(r) => log::info!("{r}"),
             Err(e) => log::error!("prune failed: {e}"),
         }
@@ -101,7 +110,16 @@ pub async fn serve(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
             ["prune", days, dry] => match days.parse::<i64>() {
                 Ok(d) => {
                     let now = crate::clock::now_secs() + d * 86400;
-                    match super::run(&ctx.store, Some(&ctx.writer), Some(&ctx.hub), &ctx.cfg, now, *dry == "1").await {
+                    match super::run(
+                        &ctx.store,
+                        Some(&ctx.writer),
+                        Some(&ctx.hub),
+                        &ctx.cfg,
+                        now,
+                        *dry == "1",
+                    )
+                    .await
+                    {
                         Ok(r) => {
                             log::info!("{r}");
                             format!("ok {r}")

@@ -143,8 +143,13 @@ async fn prune_tokens(
 ) -> Result<u64, String> {
     let live = move |ts: i64| ts <= now + 60 && now - ts < crate::store::devicetoken::TTL;
     if dry_run {
-        let v = store.get_meta(addr, "devicetoken").map_err(|e| e.to_string())?;
-        let all = v.as_deref().map(crate::store::devicetoken::parse).unwrap_or_default();
+        let v = store
+            .get_meta(addr, "devicetoken")
+            .map_err(|e| e.to_string())?;
+        let all = v
+            .as_deref()
+            .map(crate::store::devicetoken::parse)
+            .unwrap_or_default();
         return Ok(all.iter().filter(|(_, ts)| !live(*ts)).count() as u64);
     }
     let a = addr.to_string();

@@ -113,12 +113,13 @@ fn queue_push(ctx: &Ctx, owner: &str, sender: &str) {
     // Queued on the store thread without waiting: the message is already
     // durable, and the push runner is woken once the entry is committed.
     let (owner, pushq) = (owner.to_string(), ctx.pushq.clone());
-    ctx.writer.submit(move |s| match s.push_enqueue(&owner, &tokens, now) {
-        Ok(()) => {
-            let _ = pushq.try_send(());
-        }
-        Err(e) => log::error!("push: cannot queue: {e}"),
-    });
+    ctx.writer
+        .submit(move |s| match s.push_enqueue(&owner, &tokens, now) {
+            Ok(()) => {
+                let _ = pushq.try_send(());
+            }
+            Err(e) => log::error!("push: cannot queue: {e}"),
+        });
 }
 
 fn reply_for(e: StoreError) -> String {

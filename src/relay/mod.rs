@@ -26,8 +26,8 @@ pub mod invite;
 pub mod limits;
 pub mod ratelimit;
 pub mod registration;
-pub mod turn_secret;
 pub mod stats;
+pub mod turn_secret;
 
 use auth::Auth;
 pub use limits::{ConnGuard, IpSlot, IpSlots};

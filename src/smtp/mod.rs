@@ -5,7 +5,7 @@
 pub mod address;
 mod auth;
 mod data;
-pub mod transparency;
 mod ehlo;
 mod envelope;
 pub mod session;
+pub mod transparency;

@@ -135,23 +135,40 @@ mod tests {
 
     #[test]
     fn dot_unstuffing_and_end() {
-        let (s, m) = run(&[(b"Subject: x", true), (b"", true), (b"..dot", true), (b".", true)], 100);
+        let (s, m) = run(
+            &[
+                (b"Subject: x", true),
+                (b"", true),
+                (b"..dot", true),
+                (b".", true),
+            ],
+            100,
+        );
         assert_eq!(s, Step::End);
         assert_eq!(m.unwrap(), b"Subject: x\r\n\r\n.dot\r\n");
     }
 
     #[test]
     fn bare_lf_long_line_and_size() {
-        assert_eq!(run(&[(b"a", false), (b".", true)], 100).1, Err(Problem::BareLf));
+        assert_eq!(
+            run(&[(b"a", false), (b".", true)], 100).1,
+            Err(Problem::BareLf)
+        );
         // A bare-LF "." does not end the body.
         assert_eq!(run(&[(b".", false)], 100).0, Step::More);
         let long = vec![b'x'; MAX_DATA_LINE + 1];
-        assert_eq!(run(&[(&long, true), (b".", true)], 10_000).1, Err(Problem::LongLine));
+        assert_eq!(
+            run(&[(&long, true), (b".", true)], 10_000).1,
+            Err(Problem::LongLine)
+        );
         // 998 octets after unstuffing are fine.
         let mut ok = vec![b'.'];
         ok.extend(vec![b'x'; MAX_DATA_LINE]);
         assert!(run(&[(&ok, true), (b".", true)], 10_000).1.is_ok());
-        assert_eq!(run(&[(b"0123456789", true), (b".", true)], 11).1, Err(Problem::TooBig));
+        assert_eq!(
+            run(&[(b"0123456789", true), (b".", true)], 11).1,
+            Err(Problem::TooBig)
+        );
         let mut b = Body::new(50);
         b.line(Line::TooLong(5000), true);
         assert_eq!(b.finish(), Err(Problem::TooBig));

@@ -57,20 +57,33 @@ pub fn start(ex: &Rc<LocalExecutor<'static>>, ctx: &Ctx) -> Result<(), String> {
 /// transaction id and an XOR-MAPPED-ADDRESS comes back. A blocking CLI
 /// helper, never used by the server loop.
 pub fn probe(server: SocketAddr) -> Result<(), String> {
-    let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().unwrap();
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .unwrap();
     let s = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(std::time::Duration::from_millis(500))).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .map_err(|e| e.to_string())?;
     let mut tid = [0u8; 12];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut tid)
         .map_err(|_| "no randomness".to_string())?;
     let req = msg::Builder::new(msg::BINDING, msg::Class::Request, &tid).fingerprint();
     let mut buf = [0u8; 1024];
     for _ in 0..10 {
-        s.send_to(&req, server).map_err(|e| format!("send to {server}: {e}"))?;
+        s.send_to(&req, server)
+            .map_err(|e| format!("send to {server}: {e}"))?;
         while let Ok((n, from)) = s.recv_from(&mut buf) {
-            let Ok(m) = msg::Message::parse(&buf[..n]) else { continue };
+            let Ok(m) = msg::Message::parse(&buf[..n]) else {
+                continue;
+            };
             if from == server && m.tid == tid && m.class == msg::Class::Success {
-                if m.get(attr::XOR_MAPPED_ADDRESS).and_then(|v| attr::decode_xor_addr(v, &tid)).is_some() {
+                if m.get(attr::XOR_MAPPED_ADDRESS)
+                    .and_then(|v| attr::decode_xor_addr(v, &tid))
+                    .is_some()
+                {
                     return Ok(());
                 }
                 return Err("Binding answer without XOR-MAPPED-ADDRESS".into());
