@@ -286,6 +286,12 @@ pub async fn run(
     ex.spawn(crate::acme::run(ctx.clone())).detach();
     ex.spawn(crate::ddns::run(ctx.clone())).detach();
     ex.spawn(crate::router::run(ctx.clone())).detach();
+    ex.spawn(crate::doctor::cache::run(
+        cfg.clone(),
+        ctx.resolver.servers().to_vec(),
+        ctx.selfcheck.clone(),
+    ))
+    .detach();
     ex.spawn(crate::push::run(ex.clone(), ctx.clone(), queues.push))
         .detach();
     match crate::prune::control::listener(&cfg) {

@@ -140,6 +140,12 @@ pub struct Config {
     pub acme_challenge: AcmeChallenge,
     /// Seconds before the first retry of a failed order (doubles up to a day).
     pub acme_retry_min: u64,
+    /// IP-literal relay: order a publicly trusted short-lived certificate
+    /// for its address (RFC 8738, profile `shortlived`); public addresses only.
+    pub acme_ip: bool,
+    /// Seconds between the background self-checks (`chatrelay doctor`
+    /// inside the relay, shown on `/status`); 0: only when asked for there.
+    pub self_check_interval: u64,
     /// ACME waits until this file exists (the appliance's NTP-synced mark).
     pub clock_synced_file: Option<PathBuf>,
     /// dyndns2 update URL (`https://…/nic/update`); `None`: no DDNS.
@@ -584,6 +590,45 @@ impl Config {
             },
             acme_retry_min: parse_duration("acme_retry_min", &p.string("acme_retry_min", "10m"))?
                 .max(1),
+            acme_ip: {
+                let on = match p.string("acme_ip", "off").trim() {
+                    "on" => true,
+                    "off" | "" => false,
+                    v => {
+                        return Err(ConfigError(format!(
+                            "bad value for acme_ip: {v:?} (expected on or off)"
+                        )))
+                    }
+                };
+                // Test-only: pebble on loopback validates 127.0.0.x.
+                let allow_private = p.boolean("acme_ip_test_allow_private", false)?;
+                match ip_literal {
+                    _ if !on => false,
+                    None => {
+                        return Err(ConfigError(
+                            "acme_ip = on needs an IP-literal mail_domain (a domain relay uses ACME anyway)".into(),
+                        ))
+                    }
+                    Some(ip) if !networks::is_public_v4(ip) && !allow_private => {
+                        return Err(ConfigError(format!(
+                            "acme_ip = on needs a public address; {ip} is private, loopback or CGNAT: no CA can reach it"
+                        )))
+                    }
+                    Some(_) => true,
+                }
+            },
+            self_check_interval: match parse_duration(
+                "self_check_interval",
+                &p.string("self_check_interval", "1h"),
+            )? {
+                0 => 0,
+                n if n < 60 => {
+                    return Err(ConfigError(format!(
+                        "bad value for self_check_interval: {n} s (0, or at least 60 s)"
+                    )))
+                }
+                n => n,
+            },
             clock_synced_file: match p.string("clock_synced_file", "") {
                 s if s.trim().is_empty() => None,
                 s => Some(s.trim().into()),
@@ -688,6 +733,10 @@ impl Config {
     /// Names of the ACME certificate: the domain, `mta-sts.` and `www.`
     /// (upstream's certificate has the same three).
     pub fn acme_names(&self) -> Vec<String> {
+        if let Some(ip) = self.ip_literal {
+            // RFC 8738: one `ip` identifier, the address itself.
+            return vec![ip.to_string()];
+        }
         let d = &self.mail_domain;
         vec![d.clone(), format!("mta-sts.{d}"), format!("www.{d}")]
     }
@@ -727,6 +776,13 @@ impl Config {
         self.iroh_relay
             .clone()
             .or_else(|| self.own_iroh_relay_url())
+    }
+
+    /// The ACME task orders certificates: domain relays (unless
+    /// `tls_external_cert_and_key`), IP-literal relays with `acme_ip = on`.
+    pub fn acme_wanted(&self) -> bool {
+        self.tls_mode == TlsMode::Acme
+            || (self.acme_ip && self.tls_mode == TlsMode::SelfSigned && self.ip_literal.is_some())
     }
 
     pub fn self_signed(&self) -> bool {

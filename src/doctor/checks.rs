@@ -94,12 +94,17 @@ pub async fn dns(cfg: &Config, r: &Resolver, out: &mut Vec<Check>) -> Vec<IpAddr
         Err(e) => Check::problem("dns.mx", format!("{d} MX: {}", dns_err(&e)), publish),
     });
     let dkim_name = format!("{}._domainkey.{d}", cfg.dkim_selector);
-    let want = crate::dkim::SigningKey::load_or_generate(
-        &cfg.data_dir,
-        &cfg.dkim_selector,
+    let (dir, sel, ed) = (
+        cfg.data_dir.clone(),
+        cfg.dkim_selector.clone(),
         cfg.dkim_ed25519,
-    )
-    .map(|k| k.dns_record());
+    );
+    let want = blocking::unblock(move || {
+        crate::dkim::SigningKey::load_or_generate(&dir, &sel, ed)
+            .map(|k| k.dns_record())
+            .map_err(|e| e.to_string())
+    })
+    .await;
     let have = r.txt(&dkim_name).await;
     out.push(match (&want, &have) {
         (Err(e), _) => Check::problem("dns.dkim", format!("DKIM key: {e}"), "check data_dir"),

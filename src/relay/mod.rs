@@ -17,7 +17,6 @@ use crate::store::Store;
 use crate::tls::TlsConfigs;
 
 pub mod auth;
-pub mod checks;
 pub mod delivery;
 pub mod hasher;
 pub mod heartbeat;
@@ -81,6 +80,8 @@ pub struct Ctx {
     pub turn_secret: Option<String>,
     /// Counters of the realtime services (no keys, no addresses).
     pub realtime: stats::Realtime,
+    /// The background self-check's last result (`crate::doctor::cache`).
+    pub selfcheck: Rc<crate::doctor::cache::SelfCheck>,
 }
 
 /// The receiving ends of the wake-up channels the context owns: the server
@@ -159,6 +160,7 @@ impl Ctx {
             big_bodies: std::sync::Arc::new(async_lock::Semaphore::new(BIG_BODIES_AT_ONCE)),
             turn_secret,
             realtime: Default::default(),
+            selfcheck: Default::default(),
         };
         Ok((ctx, Queues { outbound, push }))
     }
