@@ -900,6 +900,38 @@ mod tests {
     }
 
     #[test]
+    fn acme_ip_only_for_public_ip_literals() {
+        let c = |text: &str| Config::from_ini(&format!("[params]\n{text}"), None);
+        let on = c("mail_domain = 203.0.114.9\nacme_ip = on\n").unwrap();
+        assert!(on.acme_ip && on.acme_wanted() && on.self_signed());
+        assert_eq!(on.acme_names(), vec!["203.0.114.9".to_string()]);
+        assert!(!c("mail_domain = 203.0.114.9\n").unwrap().acme_wanted());
+        for private in ["192.168.1.5", "127.0.0.9", "100.64.1.1", "10.1.1.1"] {
+            let e = c(&format!("mail_domain = {private}\nacme_ip = on\n")).unwrap_err();
+            assert!(e.to_string().contains("public address"), "{e}");
+            // The test-only key lets pebble on loopback validate.
+            let t = c(&format!(
+                "mail_domain = {private}\nacme_ip = on\nacme_ip_test_allow_private = true\n"
+            ))
+            .unwrap();
+            assert!(t.acme_wanted());
+        }
+        assert!(c("mail_domain = chat.example\nacme_ip = on\n").is_err());
+        assert!(c("mail_domain = 203.0.114.9\nacme_ip = maybe\n").is_err());
+        assert_eq!(
+            c("mail_domain = a.test\n").unwrap().self_check_interval,
+            3600
+        );
+        assert_eq!(
+            c("mail_domain = a.test\nself_check_interval = 0\n")
+                .unwrap()
+                .self_check_interval,
+            0
+        );
+        assert!(c("mail_domain = a.test\nself_check_interval = 5s\n").is_err());
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size_mb("k", "1G").unwrap(), 1 << 30);
         assert_eq!(parse_size_mb("k", "200MB").unwrap(), 200 << 20);

@@ -190,7 +190,7 @@ async fn txt_check(r: &Resolver, id: &'static str, name: &str, prefix: &str, tod
 
 pub fn certificate(cfg: &Config, now: i64) -> Check {
     let facts = match &cfg.tls_mode {
-        TlsMode::SelfSigned => {
+        TlsMode::SelfSigned if !cfg.acme_wanted() => {
             return Check::ok("certificate", "self-signed (IP-literal or `_` domain: clients accept it)")
         }
         TlsMode::External { cert, .. } => std::fs::read(cert)
@@ -201,7 +201,7 @@ pub fn certificate(cfg: &Config, now: i64) -> Check {
                     .map_err(|e| format!("{}: {e}", cert.display()))?;
                 crate::tls::store::leaf_facts(&der).map_err(|e| e.to_string())
             }),
-        TlsMode::Acme => match crate::tls::store::load_issued(&cfg.data_dir) {
+        TlsMode::SelfSigned | TlsMode::Acme => match crate::tls::store::load_issued(&cfg.data_dir) {
             Ok(Some(i)) => Ok((i.not_before, i.not_after, i.names)),
             Ok(None) => {
                 return Check::problem(
