@@ -175,7 +175,12 @@ pub fn parse_response(
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(format!("malformed HTTP response: {e}")),
     };
-    let status = r.code.ok_or("no status")?;
+    // RFC 9110 §15: a status code is 1xx–5xx (three digits from 100);
+    // httparse takes any three digits.
+    let status = r
+        .code
+        .filter(|c| (100..=999).contains(c))
+        .ok_or("bad status code")?;
     let headers: Vec<(String, String)> = r
         .headers
         .iter()
@@ -359,6 +364,8 @@ mod tests {
         let head = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true, false);
         assert_eq!(head.unwrap().unwrap().body, b"");
         assert!(p(b"garbage\r\n\r\n", false).is_err());
+        // Found by the fuzz target http_response: status 001 was accepted.
+        assert!(p(b"HTTP/1.1 001 Created\r\nContent-Length: 0\r\n\r\n", false).is_err());
     }
 
     #[test]
