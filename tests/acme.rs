@@ -627,9 +627,14 @@ fn unreachable_rate_limited_and_clock_in_the_past() {
 /// connecting to the address itself, the certificate carries it as an
 /// iPAddress SAN, and IMAPS, SMTPS and HTTPS verify against the address
 /// with pebble's root.
-fn ip_relay_gets_a_trusted_certificate(relay: u8, pebble_ip: &str, challenge: &str) {
+fn ip_relay_gets_a_trusted_certificate(
+    relay: u8,
+    pebble_ip: &str,
+    challenge: &str,
+    validity_secs: u64,
+) -> (Relay, Pebble, Vec<u8>) {
     let ip = format!("127.0.0.{relay}");
-    let pebble = Pebble::start(pebble_ip, &ip, 3600, &[]);
+    let pebble = Pebble::start(pebble_ip, &ip, validity_secs, &[]);
     let r = Relay::start_with(
         relay,
         &format!(
@@ -672,14 +677,29 @@ fn ip_relay_gets_a_trusted_certificate(relay: u8, pebble_ip: &str, challenge: &s
     assert_eq!(served_leaf(&r, 993, &ip, &root, &[]), leaf);
     assert_eq!(count(&r, "ACME: ordering"), 0, "{}", r.stderr());
     r.assert_no_panic();
+    (r, pebble, leaf)
 }
 
 #[test]
 fn ip_address_certificate_by_http_01() {
-    ip_relay_gets_a_trusted_certificate(175, "127.0.0.176", "http-01");
+    ip_relay_gets_a_trusted_certificate(175, "127.0.0.176", "http-01", 3600);
 }
 
+/// With 30-second certificates (a short-lived profile in miniature) the
+/// restarted relay renews from the stored certificate's own dates, a third
+/// of the lifetime before expiry, without another restart.
 #[test]
-fn ip_address_certificate_by_tls_alpn_01() {
-    ip_relay_gets_a_trusted_certificate(177, "127.0.0.178", "tls-alpn-01");
+fn ip_address_certificate_by_tls_alpn_01_and_its_renewal() {
+    let (r, pebble, first) =
+        ip_relay_gets_a_trusted_certificate(177, "127.0.0.178", "tls-alpn-01", 30);
+    let pid = r.pid();
+    wait_log(&r, "ACME: certificate issued", 1, Duration::from_secs(60));
+    assert_eq!(r.pid(), pid);
+    let second = served_leaf(&r, 993, "127.0.0.177", &pebble.root(), &[]);
+    assert_ne!(first, second, "a new certificate after renewal");
+    let (_, c) = x509_parser::parse_x509_certificate(&second).unwrap();
+    let v = c.validity();
+    let life = v.not_after.timestamp() - v.not_before.timestamp();
+    assert!(life <= 31, "{life} s");
+    r.assert_no_panic();
 }
