@@ -687,7 +687,7 @@ def check_acme_issued(vm: VM, key: Path, pebble: Pebble) -> float:
     took = time.monotonic() - t0
     assert "set VALID by completed challenge" in pebble.log(), pebble.log()[-1500:]
     logs = ssh(key, "logread | grep -F 'ACME: '").stdout.decode(errors="replace")
-    assert re.search(r"ACME: ordering a certificate for chat\.example\.org, .* by TlsAlpn01", logs), logs
+    assert re.search(r"ACME: ordering a certificate for .*chat\.example\.org.* by TlsAlpn01", logs), logs
     assert "ACME: certificate issued" in logs, logs
     for name in (DOMAIN, f"mta-sts.{DOMAIN}", f"www.{DOMAIN}"):
         assert verified_leaf(P_HTTPS, root, name) == leaf, f"HTTPS serves another certificate for {name}"
@@ -934,6 +934,24 @@ def take_backup(key: Path) -> bytes:
     return p.stdout
 
 
+BACKUP_PASSPHRASE = "image test: correct horse battery staple"
+
+
+def take_encrypted_backup(key: Path) -> bytes:
+    """The same, encrypted with a passphrase (age, scrypt): what the daily
+    backup writes when /boot/backup-passphrase.txt exists."""
+    t0 = time.monotonic()
+    p = ssh(key, f"umask 077; printf '%s\\n' '{BACKUP_PASSPHRASE}' > /tmp/pass && "
+                 "chatrelay backup --config /run/chatrelay/chatmail.ini --data-dir /data/chatrelay "
+                 "--passphrase-file /tmp/pass --out - 2>/dev/null; rc=$?; rm -f /tmp/pass; exit $rc", timeout=180)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    assert p.stdout.startswith(b"age-encryption.org/v1\n"), p.stdout[:40]
+    assert b"chatrelay-backup/MANIFEST" not in p.stdout, "the encrypted archive shows its manifest"
+    figures["encrypted backup over SSH (age, scrypt, in the guest)"] = \
+        f"{len(p.stdout) / 1e3:.0f} kB in {time.monotonic() - t0:.1f} s"
+    return p.stdout
+
+
 def cert_digest(port: int = P_IMAPS) -> str:
     """SHA-256 of the certificate the relay presents on IMAPS (LAN mode
     signs no mail, so its self-signed certificate is what the archive
@@ -1141,7 +1159,7 @@ def main() -> int:
     check("gpg key", lambda: GPG.append(Gpg()))
     key = ssh_key()
     accts: list[dict] = []
-    archive = None
+    archive = sealed = None
     virt_fwd = {P_IMAPS: 993, P_SMTPS: 465, P_HTTPS: 443, P_SSH: 22, P_HTTP: 80}
     vms: list[VM] = []
     try:
@@ -1202,6 +1220,7 @@ def main() -> int:
                 check("virt: accounts and messages intact after the graceful reboot",
                       lambda: (check_accounts_persist(accts), check_nothing_lost(accts[1])))
             archive = check("virt: chatrelay backup of the running relay over SSH", take_backup, key)
+            sealed = check("virt: an encrypted chatrelay backup (passphrase) over SSH", take_encrypted_backup, key)
             cert_c = check("virt: the relay's certificate (to compare after the restore)", cert_digest)
             st = check("virt: a stalled event loop (relay stopped, heartbeat stale) restarts the relay",
                        check_stalled_loop_restarts, vm, key)
@@ -1214,17 +1233,19 @@ def main() -> int:
             vm.kill()
 
             # ---- boot F: a fresh card with that backup on its boot partition --
-            if archive and accts:
+            #      (the encrypted archive, with its passphrase file)
+            if sealed and accts:
                 disk = fresh_disk("virt-restore", "2G")
-                mcopy_in(disk, "chatrelay-backup-test.tar", archive)
+                mcopy_in(disk, "chatrelay-backup-test.tar.age", sealed)
+                mcopy_in(disk, "backup-passphrase.txt", (BACKUP_PASSPHRASE + "\r\n").encode())
                 mcopy_in(disk, "authorized_keys", (RUN / "ssh" / "id_ed25519.pub").read_bytes())
                 vm = VM("virt-restore", disk, fwd={P_IMAPS: 1993, P_SMTPS: 465, P_HTTPS: 443, P_SSH: 22}).start()
                 vms.append(vm)
-                check("virt: backup on the boot partition restored at first boot (old passwords, messages, "
-                      "config, certificate)", check_restored_at_first_boot, vm, accts, cert_c)
+                check("virt: encrypted backup on the boot partition restored at first boot (old passwords, "
+                      "messages, config, certificate)", check_restored_at_first_boot, vm, accts, cert_c)
                 vm.kill()
                 check("virt: the restored backup file is renamed (*.restored), not applied twice",
-                      check_backup_renamed, disk)
+                      check_backup_renamed, disk, "chatrelay-backup-test.tar.age")
 
         if "D" in BOOTS:
             # ---- boot D: a card whose data partition is missing -------------
