@@ -691,6 +691,7 @@ def check_acme_issued(vm: VM, key: Path, pebble: Pebble) -> float:
     assert "ACME: certificate issued" in logs, logs
     for name in (DOMAIN, f"mta-sts.{DOMAIN}", f"www.{DOMAIN}"):
         assert verified_leaf(P_HTTPS, root, name) == leaf, f"HTTPS serves another certificate for {name}"
+    assert verified_leaf(P_SMTPS, root) == leaf, "SMTPS serves another certificate"
     assert ssh(key, "cat /run/chatrelay/pid").stdout.strip() == pid, "the relay was restarted"
     out = doctor(key)
     assert re.search(r"^ok\s+certificate\s+valid until .*chat\.example\.org", out, re.M | re.I), out
@@ -774,6 +775,22 @@ def check_first_invite(vm: VM) -> None:
         assert login_refused(f"stranger{random.randrange(10**6)}@{acct['email'].split('@')[1]}", "x" * 30)
     # used: the status page no longer offers it
     assert link not in html.unescape(status_page()), "the used first invite is still shown"
+    # later invites come from the LAN status page's button (a form POST)
+    req = urllib.request.Request(f"https://{HOST}:{P_HTTPS}/status/invite", method="POST", data=b"",
+                                 headers={"Origin": "https://evil.example"})
+    try:
+        urllib.request.urlopen(req, context=tls(), timeout=60)
+        raise AssertionError("a cross-site POST /status/invite made an invite")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403, e.code
+    req = urllib.request.Request(f"https://{HOST}:{P_HTTPS}/status/invite", method="POST", data=b"")
+    with urllib.request.urlopen(req, context=tls(), timeout=60) as r:
+        made = html.unescape(r.read().decode())
+    m2 = re.search(r'(dclogin:[^"<\s]+|DCACCOUNT:[^"<\s]+)', made)
+    assert m2 and m2.group(1) != link, "no new invite on the status page"
+    if m2.group(1).startswith("dclogin:"):
+        where, query = m2.group(1)[len("dclogin:"):].split("?", 1)
+        imap({"email": urllib.parse.unquote(where), "password": urllib.parse.parse_qs(query)["p"][0]}).logout()
 
 
 def check_imap_append_fetch(acct: dict) -> None:
@@ -1262,7 +1279,8 @@ def main() -> int:
             vms.append(vm)
             check("virt: data partition created when missing, relay ready", check_data_created, vm)
             check("virt: registration = invite: the first boot's admin invite on the console and the LAN "
-                  "status page logs in once; unknown addresses and /new without a code are refused",
+                  "status page logs in once; unknown addresses and /new without a code are refused; "
+                  "the status page's button makes the next invite",
                   check_first_invite, vm)
             if archive:
                 check("virt: a damaged backup on the boot partition is refused, the relay starts fresh",
@@ -1297,7 +1315,7 @@ def main() -> int:
                 check("virt: domain mode before NTP: self-signed certificate, ACME waits for /run/ntp.synced "
                       "(doctor: clock, certificate)", check_acme_waits_for_ntp, vm, key, pebble)
                 took = check("virt: after ntpd's event the relay gets a certificate from pebble (TLS-ALPN-01 "
-                             "validated through the forwarded 443), served on 993 and 443 without a restart",
+                             "validated through the forwarded 443), served on 993, 465 and 443 without a restart",
                              check_acme_issued, vm, key, pebble)
                 if took:
                     figures["ACME issuance after the clock was marked synchronised"] = f"{took:.1f} s"
