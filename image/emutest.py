@@ -286,18 +286,25 @@ class Pebble:
                                "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
         ossl("x509", "-req", "-in", "pebble.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
              "-out", "pebble.pem", "-days", "2", "-extfile", "ext")
+        # free ports (another run of this test may be going on); the DNS
+        # port must be free for UDP and TCP
+        self.acme_port, self.mgmt_port, mgmt_dns = (self._free(), self._free(), self._free())
+        for _ in range(20):
+            dns_port = self._free()
+            if self._udp_free(dns_port):
+                break
+        else:
+            raise AssertionError(f"no port on {PEBBLE_IP} free for both UDP and TCP")
         (d / "pebble.json").write_text(json.dumps({"pebble": {
-            "listenAddress": f"{PEBBLE_IP}:14000", "managementListenAddress": f"{PEBBLE_IP}:15000",
+            "listenAddress": f"{PEBBLE_IP}:{self.acme_port}",
+            "managementListenAddress": f"{PEBBLE_IP}:{self.mgmt_port}",
             "certificate": str(d / "pebble.pem"), "privateKey": str(d / "pebble.key"),
             "httpPort": http_port, "tlsPort": tls_port, "ocspResponderURL": "",
             "externalAccountBindingRequired": False}}))
         for t in ("pebble", "pebble-challtestsrv", "openssl"):
             assert shutil.which(t), f"{t} missing (scripts/install-test-deps.sh installs it)"
-        for port in (14000, 15000, 8053, 8055):
-            with socket.socket() as c:
-                assert c.connect_ex((PEBBLE_IP, port)) != 0, f"{PEBBLE_IP}:{port} is in use"
-        dns_args = ["pebble-challtestsrv", "-dns01", f"{PEBBLE_IP}:8053", "-http01", "", "-https01", "",
-                    "-tlsalpn01", "", "-management", f"{PEBBLE_IP}:8055",
+        dns_args = ["pebble-challtestsrv", "-dns01", f"{PEBBLE_IP}:{dns_port}", "-http01", "", "-https01", "",
+                    "-tlsalpn01", "", "-management", f"{PEBBLE_IP}:{mgmt_dns}",
                     "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]
         dns = subprocess.Popen(dns_args + ["-doh", ""], stdout=open(d / "dns.log", "wb"), stderr=subprocess.STDOUT)
         time.sleep(0.3)
@@ -305,14 +312,14 @@ class Pebble:
             dns = subprocess.Popen(dns_args, stdout=open(d / "dns.log", "wb"), stderr=subprocess.STDOUT)
         self.procs.append(dns)
         self.procs.append(subprocess.Popen(
-            ["pebble", "-config", str(d / "pebble.json"), "-dnsserver", f"{PEBBLE_IP}:8053"],
+            ["pebble", "-config", str(d / "pebble.json"), "-dnsserver", f"{PEBBLE_IP}:{dns_port}"],
             env=dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0"),
             stdout=open(d / "pebble.log", "wb"), stderr=subprocess.STDOUT))
         end = time.monotonic() + 20
         while True:
             try:
-                with socket.create_connection((PEBBLE_IP, 14000), timeout=1), \
-                        socket.create_connection((PEBBLE_IP, 15000), timeout=1):
+                with socket.create_connection((PEBBLE_IP, self.acme_port), timeout=1), \
+                        socket.create_connection((PEBBLE_IP, self.mgmt_port), timeout=1):
                     break
             except OSError:
                 assert time.monotonic() < end, f"pebble did not start: {self.log()[-1500:]}"
@@ -327,14 +334,31 @@ class Pebble:
     def root(self) -> Path:
         """pebble's issuing root (made anew at each start), as a PEM file."""
         ctx = ssl.create_default_context(cafile=str(self.dir / "ca.pem"))
-        with urllib.request.urlopen(f"https://{PEBBLE_IP}:15000/roots/0", context=ctx, timeout=30) as r:
+        with urllib.request.urlopen(f"https://{PEBBLE_IP}:{self.mgmt_port}/roots/0", context=ctx,
+                                    timeout=30) as r:
             pem = r.read()
         f = self.dir / "root.pem"
         f.write_bytes(pem)
         return f
 
     def guestfwd(self) -> str:
-        return f"tcp:{PEBBLE_GUEST_ADDR}:14000-cmd:{sys.executable} {HERE / 'guestfwd.py'} {PEBBLE_IP} 14000"
+        return (f"tcp:{PEBBLE_GUEST_ADDR}:14000-cmd:{sys.executable} {HERE / 'guestfwd.py'} "
+                f"{PEBBLE_IP} {self.acme_port}")
+
+    @staticmethod
+    def _free() -> int:
+        with socket.socket() as c:
+            c.bind((PEBBLE_IP, 0))
+            return c.getsockname()[1]
+
+    @staticmethod
+    def _udp_free(port: int) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind((PEBBLE_IP, port))
+                return True
+            except OSError:
+                return False
 
     def close(self) -> None:
         for p in self.procs:
@@ -987,7 +1011,12 @@ def check_restored_at_first_boot(vm: VM, accts: list[dict], cert_before: str | N
     of the forwarded one, which is why it saw no IMAPS answer.)"""
     vm.wait_serial(r"^restore: restored \d+ files \(\d+ bytes\) into /data/chatrelay; "
                    r"config written to /boot/chatmail.ini$", 180)
-    ready = vm.wait_imaps(P_IMAPS, 120)   # forwarded to the archive's imaps_port (1993)
+    try:
+        ready = vm.wait_imaps(P_IMAPS, 120)   # forwarded to the archive's imaps_port (1993)
+    except AssertionError as e:
+        # the relay's log lives in RAM: fetch it over SSH for the report
+        p = ssh(RUN / "ssh" / "id_ed25519", "logread | tail -n 40; ls -la /data/chatrelay /boot", timeout=60)
+        raise AssertionError(f"{e}\nguest log and files:\n{p.stdout.decode(errors='replace')}") from None
     figures["virt first boot with a restore to IMAPS ready"] = f"{ready:.1f} s"
     st = status_block(vm)
     assert "config:  /boot/chatmail.ini" in st and "relay:   ready (IMAPS port 1993)" in st, st
