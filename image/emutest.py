@@ -652,6 +652,31 @@ def check_domain_console(vm: VM) -> None:
     assert "DNS records to create:" in st and re.search(r"^chat\.example\.org\.\s.*\bMX\b", st, re.M), st
 
 
+def check_status_selfcheck(vm: VM, key: Path) -> None:
+    """The status screen carries the relay's cached self-check (`doctor --last`,
+    which asks the running relay and looks nothing up itself): a summary line,
+    then each problem with what to do."""
+    st = status_block(vm)
+    assert re.search(r"^self-check[ :(]", st, re.M), f"no self-check line on the status screen:\n{st}"
+    end = time.monotonic() + 120
+    while True:
+        p = ssh(key, "chatrelay doctor --last --config /run/chatrelay/chatmail.ini --data-dir /data/chatrelay 2>&1",
+                timeout=60)
+        out = p.stdout.decode(errors="replace")
+        if out.startswith("self-check ("):
+            break
+        assert time.monotonic() < end, f"the relay's self-check never finished: {out!r}"
+        time.sleep(3)
+    first = out.splitlines()[0]
+    problems = [ln for ln in out.splitlines() if ln.startswith("  ✘ ")]
+    if "no problems" not in first:
+        assert problems, out
+        assert "→" in out, f"problems without advice:\n{out}"
+    # the emulated LAN has no DNS records for chat.example.org
+    assert any(" dns." in ln for ln in problems), out
+    figures["status screen self-check"] = first
+
+
 def verified_leaf(port: int, root: Path, name: str = DOMAIN) -> bytes:
     """The leaf served on `port`, verified (chain and name) against `root`."""
     ctx = ssl.create_default_context(cafile=str(root))
@@ -1348,6 +1373,8 @@ def main() -> int:
                              check_acme_issued, vm, key, pebble)
                 if took:
                     figures["ACME issuance after the clock was marked synchronised"] = f"{took:.1f} s"
+                check("virt: the status screen shows the relay's self-check (doctor --last: summary, problems "
+                      "with what to do)", check_status_selfcheck, vm, key)
             vm.kill()
 
         if "R" in BOOTS:
