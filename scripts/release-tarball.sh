@@ -63,7 +63,10 @@ trap 'rm -rf "$tmp"' EXIT
 # The plain source, as a download of the tag would give it.
 mkdir "$tmp/$base"
 git -C "$REPO" archive --format=tar "$ref" | "$TAR" -C "$tmp/$base" -xf -
-first=$(cd "$tmp/$base" && find . -type f -print0 | LC_ALL=C sort -z | head -z -n 1 | tr -d '\0')
+# (The whole list is read: `head` closing the pipe early made sort die of
+# SIGPIPE, which pipefail turned into a failed run once the tree was large.)
+first=$(cd "$tmp/$base" && find . -type f -print0 | LC_ALL=C sort -z |
+    { IFS= read -r -d '' f; printf '%s' "$f"; cat >/dev/null; })
 epoch=$(stat -c %Y "$tmp/$base/$first")
 
 # Vendor the crates.
