@@ -14,6 +14,16 @@ pub fn folder_name(dir: &str) -> Option<String> {
     if rest.is_empty() || rest.split('.').any(|p| p.is_empty()) {
         return None;
     }
+    // What our IMAP CREATE accepts: printable, no list wildcards (RFC 9051
+    // §6.3.9), bounded; `/` is our hierarchy delimiter, so a name holding
+    // one (a file system would not make it, a fuzzer did) is not a level.
+    if rest.len() > 255
+        || rest
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '/' | '*' | '%'))
+    {
+        return None;
+    }
     // Dovecot's `INBOX` is the root; a `.INBOX` folder would clash.
     if rest.eq_ignore_ascii_case("INBOX") {
         return None;
@@ -98,7 +108,23 @@ mod tests {
         assert_eq!(folder_name(".Archive").as_deref(), Some("Archive"));
         assert_eq!(folder_name(".Deep.Nested").as_deref(), Some("Deep/Nested"));
         assert_eq!(folder_name(".&AOQ-rger").as_deref(), Some("&AOQ-rger"));
-        for bad in ["cur", ".", "..", ".a..b", ".INBOX", ".x.", "new"] {
+        // `.\x01{/` was found by the backup_manifest fuzz target.
+        let long = format!(".{}", "a".repeat(256));
+        for bad in [
+            "cur",
+            ".",
+            "..",
+            ".a..b",
+            ".INBOX",
+            ".x.",
+            "new",
+            ".\x01{/",
+            ".a/b",
+            ".a*",
+            ".%",
+            ".tab\there",
+            &long,
+        ] {
             assert_eq!(folder_name(bad), None, "{bad}");
         }
     }
