@@ -26,6 +26,7 @@ pub mod invite;
 pub mod limits;
 pub mod ratelimit;
 pub mod registration;
+pub mod router_state;
 pub mod stats;
 pub mod turn_secret;
 
@@ -81,6 +82,8 @@ pub struct Ctx {
     pub turn_secret: Option<String>,
     /// Counters of the realtime services (no keys, no addresses).
     pub realtime: stats::Realtime,
+    /// The router's WAN address and the port mappings (router service).
+    pub router: Rc<router_state::RouterState>,
 }
 
 /// The receiving ends of the wake-up channels the context owns: the server
@@ -159,6 +162,7 @@ impl Ctx {
             big_bodies: std::sync::Arc::new(async_lock::Semaphore::new(BIG_BODIES_AT_ONCE)),
             turn_secret,
             realtime: Default::default(),
+            router: Default::default(),
         };
         Ok((ctx, Queues { outbound, push }))
     }
