@@ -101,6 +101,16 @@ impl Net {
             "dev",
             &w1,
         ]);
+        // The router forwards between its LAN and WAN sides.
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &r,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
         for (ns, dev) in [(&r, &l0), (&r, &w0), (&l, &l1), (&w, &w1)] {
             sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
@@ -396,6 +406,40 @@ fn pcp_mappings_in_miniupnpd_renewed_restored_after_a_restart_and_deleted() {
     assert!(mlog.contains("PCP MAP: added mapping"), "{mlog}");
     let list = net.upnpc_list();
     assert!(all_mapped(&list, &net.lan_ip()), "{list}");
+    // TURN from the Internet side (the WAN namespace), through the
+    // router's mapping of UDP 3478: the relayed address is the WAN address
+    // (`turn_external_ip = auto`) with a mapped relay port.
+    let secret = std::fs::read_to_string(dir.path().join("data/turn.secret")).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/router_support/turn_allocate.py"
+    );
+    let wan_ip = format!("11.13.{}.2", net.n);
+    let out = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.ns('w'),
+        "timeout",
+        "20",
+        "python3",
+        script,
+        &wan_ip,
+        "3478",
+        secret.trim(),
+    ]);
+    let relayed = out
+        .trim()
+        .strip_prefix("0x0103 ")
+        .unwrap_or_else(|| panic!("Allocate failed: {out}\n{}", relay.log()));
+    let (ip, port) = relayed.split_once(':').unwrap();
+    assert_eq!(ip, wan_ip, "{out}");
+    assert!(
+        PORTS
+            .iter()
+            .any(|(p, n)| *p == "UDP" && n.to_string() == port && *n != 3478),
+        "{out}"
+    );
     // Renewed at half the 20 s lifetime (miniupnpd grants what was asked).
     let before = relay.count("router: mapped 12 of 12 ports by PCP");
     std::thread::sleep(Duration::from_secs(11));
