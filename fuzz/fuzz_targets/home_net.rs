@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let _ = pcp::epoch_valid(prev, n(8), u64::from(n(12)) << 8);
     }
-    let _ = chatrelay::relay::router_state::parse_line(&String::from_utf8_lossy(data));
+    let _ = chatrelay::doctor::mapping::parse_line(&String::from_utf8_lossy(data));
     let _ = natpmp::parse_external_address(data);
     for p in [natpmp::Proto::Tcp, natpmp::Proto::Udp] {
         if let Ok(m) = natpmp::parse_map(data, p) {
