@@ -748,3 +748,44 @@ fn pcp_wrong_nonce_answers_are_ignored_and_result_codes_named() {
         "993 was never mapped"
     );
 }
+
+/// A router that went away before the relay stops: SIGTERM still ends the
+/// relay within seconds (the first unanswered deletion ends the round; all
+/// of them within 10 s at most), the mappings expire with their lifetime.
+#[test]
+fn shutdown_with_a_vanished_router_is_bounded() {
+    let _one = one_fake_at_a_time();
+    let fake = Fake::start(
+        FAKE_IP,
+        "11.22.33.44".parse().unwrap(),
+        router_support::pcp_ok,
+    );
+    let dir = TempDir::new("router");
+    let mut relay = local_relay(dir.path(), 3600);
+    assert!(
+        common::wait_until(Duration::from_secs(20), || relay
+            .log()
+            .contains("router: mapped 6 of 6 ports by PCP")),
+        "{}",
+        relay.log()
+    );
+    drop(fake);
+    let t0 = Instant::now();
+    sh(&["kill", "-TERM", &relay.child.id().to_string()]);
+    assert!(
+        common::wait_until(Duration::from_secs(15), || relay
+            .child
+            .try_wait()
+            .ok()
+            .flatten()
+            .is_some()),
+        "still running after SIGTERM: {}",
+        relay.log()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(12), "{:?}", t0.elapsed());
+    assert!(
+        relay.log().contains("router: removed 0 of 6 port mappings"),
+        "{}",
+        relay.log()
+    );
+}

@@ -476,3 +476,71 @@ pub fn privacy(cfg: &Config) -> Check {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::mapping::{PortReport, PortState};
+    use super::super::State;
+
+    fn cfg() -> crate::config::Config {
+        crate::config::Config::from_ini(
+            "[params]\nmail_domain = example.org\nport_mapping = auto\n",
+            None,
+        )
+        .unwrap()
+    }
+
+    fn p(proto: &'static str, port: u16, state: PortState) -> PortReport {
+        PortReport { proto, port, state }
+    }
+
+    #[test]
+    fn mapping_lines_group_runs_of_relay_ports() {
+        let m = |ext| PortState::Mapped {
+            external: ext,
+            by: "PCP",
+        };
+        let ports = vec![
+            p(
+                "TCP",
+                25,
+                PortState::Refused("718 ConflictInMappingEntry".into()),
+            ),
+            p("TCP", 993, m(993)),
+            p("TCP", 587, m(2587)),
+            p("UDP", 3478, PortState::NotTried),
+            p("UDP", 49152, m(49152)),
+            p("UDP", 49153, m(49153)),
+            p("UDP", 49154, m(49154)),
+            p("UDP", 49155, PortState::Refused("8 NO_RESOURCES".into())),
+            p("UDP", 49156, PortState::Refused("8 NO_RESOURCES".into())),
+        ];
+        let c = super::mapping(&cfg(), Some(&ports));
+        let lines: Vec<(State, &str)> = c.iter().map(|c| (c.state, c.detail.as_str())).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (
+                    State::Problem,
+                    "TCP 25: refused by the router (718 ConflictInMappingEntry)"
+                ),
+                (State::Ok, "TCP 993: mapped by PCP"),
+                (
+                    State::Problem,
+                    "TCP 587: mapped by PCP from external port 2587, not 587"
+                ),
+                (
+                    State::Unknown,
+                    "UDP 3478: not tried (the router did not answer)"
+                ),
+                (State::Ok, "UDP 49152-49154: mapped by PCP"),
+                (
+                    State::Problem,
+                    "UDP 49155-49156: refused by the router (8 NO_RESOURCES)"
+                ),
+            ]
+        );
+        assert!(c[0].todo.contains("another device holds this port"));
+        assert_eq!(super::mapping(&cfg(), None)[0].state, State::Unknown);
+    }
+}

@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use natpmp::{pcp, Proto};
+use natpmp::{pcp, Proto, Step};
 
 use crate::doctor::address::{classify, AddressKind};
 use crate::relay::router_state::{PortReport, PortState};
@@ -35,6 +35,11 @@ pub const MAX_RELAY_PORTS_MAPPED: u16 = 256;
 /// An ANNOUNCE triggers a new round at most this often (a LAN host cannot
 /// make the relay flood the router).
 const ANNOUNCE_GAP: Duration = Duration::from_secs(10);
+/// Unanswered requests in a row after which a round stops (the router went
+/// away): the other ports wait for the next round, not 3.75 s each.
+const MAX_SILENT: usize = 3;
+/// The deletions at shutdown take at most this long in all.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// One port to map and its PCP nonce (RFC 6887 §11.1: the same nonce for
 /// the life of the mapping, so renewals and the deletion are recognised).
@@ -136,7 +141,12 @@ async fn natpmp_round(
     *last_epoch = Some(epoch);
     let mut states = Vec::with_capacity(wants.len());
     let mut granted = u64::from(lifetime);
+    let mut silent = 0;
     for w in wants {
+        if silent >= MAX_SILENT {
+            states.push(PortState::NotTried);
+            continue;
+        }
         let port = w.port;
         let req = natpmp::map_request(w.proto, port, port, lifetime);
         // A late reply to an earlier request (another port) is skipped.
@@ -146,15 +156,23 @@ async fn natpmp_round(
                 false => Err(natpmp::Error::Malformed("reply for another port")),
             })
         };
-        states.push(match natpmp::transact(sock, &req, parse).await {
-            Ok(m) => {
+        let answer = natpmp::exchange(sock, &req, |b| match parse(b) {
+            Ok(m) => Step::Done(Ok(m)),
+            Err(natpmp::Error::Refused(c)) => Step::Done(Err(natpmp::result_text(c))),
+            Err(e) => Step::Skip(e.to_string()),
+        })
+        .await;
+        silent = if answer.is_err() { silent + 1 } else { 0 };
+        states.push(match answer {
+            Ok(Ok(m)) => {
                 granted = granted.min(u64::from(m.lifetime));
                 PortState::Mapped {
                     external: m.external,
                     by: "NAT-PMP",
                 }
             }
-            Err(e) => PortState::Refused(e),
+            Ok(Err(e)) => PortState::Refused(e),
+            Err(e) => PortState::Refused(format!("no answer ({e})")),
         });
     }
     Ok(Round {
@@ -452,57 +470,66 @@ pub async fn run(ctx: Rc<Ctx>) {
     let announcements = pcp_client::announcements(&gw_now, announce_tx);
     futures_lite::future::or(futures_lite::future::or(work, announcements), signal).await;
     let (method, gw, list) = held.borrow().clone();
-    let n = match (method, gw) {
-        _ if list.is_empty() => None,
-        (Some(Method::Upnp(g)), _) => {
-            let mut n = 0;
-            for &i in &list {
-                if igd::delete(&g, proto_name(wants[i].proto), wants[i].port)
-                    .await
-                    .is_ok()
-                {
-                    n += 1;
+    let removed = std::cell::Cell::new(0usize);
+    let deletions = async {
+        match (method, gw) {
+            _ if list.is_empty() => {}
+            (Some(Method::Upnp(g)), _) => {
+                for &i in &list {
+                    match igd::delete(&g, proto_name(wants[i].proto), wants[i].port).await {
+                        Ok(()) => removed.set(removed.get() + 1),
+                        // The router is gone: no use asking for the rest.
+                        Err(0) => break,
+                        Err(_) => {}
+                    }
                 }
             }
-            Some(n)
-        }
-        // RFC 6887 §15 / RFC 6886 §3.4: deletion is a request with
-        // lifetime 0 (PCP: with the mapping's nonce), one round.
-        (Some(m), Some(gw)) => match natpmp::connect(gw, local).await {
-            Ok(sock) => {
-                let mut n = 0;
+            // RFC 6887 §15 / RFC 6886 §3.4: deletion is a request with
+            // lifetime 0 (PCP: with the mapping's nonce), one round.
+            (Some(m), Some(gw)) => {
+                let Ok(sock) = natpmp::connect(gw, local).await else {
+                    return;
+                };
                 let client = sock
                     .local_addr()
                     .map(|a| a.ip())
                     .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 for &i in &list {
                     let w = &wants[i];
-                    let ok = match m {
+                    let answered = match m {
                         Method::Pcp => pcp_client::delete(&sock, client, w).await,
                         _ => {
                             let req = natpmp::map_request(w.proto, w.port, 0, 0);
-                            let parse = |b: &[u8]| {
-                                natpmp::parse_map(b, w.proto).and_then(|m| {
-                                    match m.internal == w.port {
-                                        true => Ok(m),
-                                        false => {
-                                            Err(natpmp::Error::Malformed("reply for another port"))
-                                        }
-                                    }
-                                })
-                            };
-                            natpmp::transact(&sock, &req, parse).await.is_ok()
+                            natpmp::exchange(&sock, &req, |b| match natpmp::parse_map(b, w.proto) {
+                                Ok(r) if r.internal == w.port => Step::Done(true),
+                                Err(natpmp::Error::Refused(_)) => Step::Done(false),
+                                _ => Step::Skip(String::new()),
+                            })
+                            .await
+                            .ok()
                         }
                     };
-                    if ok {
-                        n += 1;
+                    match answered {
+                        Some(true) => removed.set(removed.get() + 1),
+                        Some(false) => {}
+                        None => break,
                     }
                 }
-                Some(n)
             }
-            Err(_) => Some(0),
-        },
-        _ => None,
+            _ => {}
+        }
+    };
+    let n = match list.is_empty() {
+        true => None,
+        false => {
+            if crate::net::timeout(SHUTDOWN_DEADLINE, deletions)
+                .await
+                .is_none()
+            {
+                log::warn!("router: the router did not confirm every deletion in time; the rest expire with their lifetime");
+            }
+            Some(removed.get())
+        }
     };
     if let Some(n) = n {
         log::info!("router: removed {n} of {} port mappings", list.len());

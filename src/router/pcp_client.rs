@@ -54,14 +54,25 @@ pub(super) async fn round(
         let mut wan = None;
         let mut granted = u64::from(lifetime);
         let mut lost_at = None;
+        let mut silent = 0;
         for (i, w) in wants.iter().enumerate() {
+            if silent >= super::MAX_SILENT {
+                // The router went away in the middle: the rest waits for
+                // the next round instead of 3.75 s each.
+                states.push(PortState::NotTried);
+                continue;
+            }
             let answer = match map(sock, client, w, lifetime).await {
                 Err(e) if i == 0 => return Err(e),
                 Err(e) => {
+                    silent += 1;
                     states.push(PortState::Refused(format!("no answer ({e})")));
                     continue;
                 }
-                Ok(a) => a,
+                Ok(a) => {
+                    silent = 0;
+                    a
+                }
             };
             match answer {
                 Err(pcp::Error::NatPmpOnly) => return Err(pcp::Error::NatPmpOnly.to_string()),
@@ -108,9 +119,13 @@ pub(super) async fn round(
     }
 }
 
-/// §15: delete one mapping (lifetime 0, the mapping's nonce).
-pub(super) async fn delete(sock: &async_net::UdpSocket, client: IpAddr, w: &Want) -> bool {
-    matches!(map(sock, client, w, 0).await, Ok(Ok(_)))
+/// §15: delete one mapping (lifetime 0, the mapping's nonce). None when
+/// the router did not answer at all.
+pub(super) async fn delete(sock: &async_net::UdpSocket, client: IpAddr, w: &Want) -> Option<bool> {
+    match map(sock, client, w, 0).await {
+        Ok(r) => Some(r.is_ok()),
+        Err(_) => None,
+    }
 }
 
 /// §14.1.3: a PCP server that restarted (or whose WAN address changed)
