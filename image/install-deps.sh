@@ -7,6 +7,9 @@
 #  - qemu-system-arm / qemu-user-static from bookworm-backports
 #    (bookworm's own qemu 7.2 would replace the machine's qemu-utils 10)
 #  - image tools: genimage, squashfs-tools, mtools, dosfstools, e2fsprogs
+#  - for image/test.sh: openssl (signs the iroh relay ClientInfo, makes
+#    pebble's listener certificate), pebble + pebble-challtestsrv (the ACME
+#    CA the domain-mode boot gets its certificate from)
 #  - the Debian arm64 packages that stand in for what Buildroot builds
 #    (kernel, busybox, Raspberry Pi firmware) are *downloaded* (not installed)
 #    by image/build.sh into its cache, using the apt lists set up here.
@@ -45,7 +48,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     changed=1
 fi
 
-pkgs_main="gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-dev:arm64 genimage squashfs-tools mtools dosfstools e2fsprogs kmod cpio zstd xz-utils fdisk python3 gnupg openssh-client"
+pkgs_main="gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-dev:arm64 genimage squashfs-tools mtools dosfstools e2fsprogs kmod cpio zstd xz-utils fdisk python3 gnupg openssh-client openssl pebble"
 pkgs_bpo="qemu-system-arm qemu-user-static"
 
 missing=""

@@ -25,6 +25,7 @@ const USAGE: &str = "usage:
                    whether the relay runs (control socket) or not
   chatrelay turn-probe [--config chatmail.ini]   check that our TURN server answers STUN Binding
   chatrelay doctor [--config chatmail.ini] [--data-dir DIR]   check clock, DNS, certificate, address, ports
+  chatrelay doctor --last   the running relay's last background self-check, problems only (status screen)
   chatrelay backup [--config chatmail.ini] [--data-dir DIR] [--out FILE|- | --to-dir DIR [--keep N]]
                    [--without-messages] [--passphrase-file FILE]
                    write a consistent archive (relay running or not); --to-dir keeps the
@@ -140,6 +141,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--without-messages" => a.flags.push("--without-messages"),
             "--force" => a.flags.push("--force"),
+            "--last" => a.flags.push("--last"),
             "-h" | "--help" => return Err(USAGE.to_string()),
             other if !other.starts_with('-') || other == "-" => {
                 // `invite new` words and backup/restore/import positionals.
@@ -307,6 +309,25 @@ fn print_dns(cfg: &Config) -> Result<(), String> {
     println!("_imaps._tcp.{d}.  3600 IN SRV 0 1 993 {d}.");
     print_turn_ports(cfg);
     Ok(())
+}
+
+/// `chatrelay doctor --last`: the running relay's cached self-check
+/// (control socket), one line per problem; nothing is looked up here.
+fn doctor_last(cfg: &Config) -> Result<(), String> {
+    match control(cfg, "selfcheck") {
+        Some(Ok(text)) => {
+            print!(
+                "{}",
+                chatrelay::doctor::cache::summary(&text, chatrelay::clock::now_secs())
+            );
+            Ok(())
+        }
+        Some(Err(e)) => Err(e),
+        None => {
+            println!("self-check: the relay is not running");
+            Ok(())
+        }
+    }
 }
 
 /// `chatrelay doctor`: exit status 1 when a problem was found.
@@ -598,6 +619,9 @@ fn main() -> ExitCode {
         "serve" => load_config(&args).and_then(serve),
         "invite" => load_config(&args).and_then(|c| invite(&c, &args)),
         "dns" => load_config(&args).and_then(|c| print_dns(&c)),
+        "doctor" if args.flags.contains(&"--last") => {
+            load_config(&args).and_then(|c| doctor_last(&c))
+        }
         "doctor" => load_config(&args).and_then(|c| doctor(&c)),
         "prune" => load_config(&args).and_then(|c| prune(&c, args.days, args.dry_run)),
         "turn-probe" => load_config(&args).and_then(|c| {

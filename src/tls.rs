@@ -172,8 +172,9 @@ fn build(
 fn initial_key(cfg: &Config) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
     let files = match &cfg.tls_mode {
         TlsMode::External { cert, key } => (cert.clone(), key.clone()),
-        TlsMode::SelfSigned => ensure_self_signed(cfg)?,
-        TlsMode::Acme => {
+        TlsMode::SelfSigned if !cfg.acme_wanted() => ensure_self_signed(cfg)?,
+        // A domain relay, or an IP-literal one with `acme_ip = on`.
+        TlsMode::SelfSigned | TlsMode::Acme => {
             match store::load_issued(&cfg.data_dir) {
                 Ok(Some(i))
                     if i.directory == cfg.acme_directory

@@ -619,3 +619,87 @@ fn unreachable_rate_limited_and_clock_in_the_past() {
         "no request to the CA with a clock in 2000"
     );
 }
+
+// ------------------------------------------------------------------ IP addresses
+
+/// An IP-literal relay with `acme_ip = on` (the test-only key admits its
+/// loopback address): pebble validates the `ip` identifier (RFC 8738) by
+/// connecting to the address itself, the certificate carries it as an
+/// iPAddress SAN, and IMAPS, SMTPS and HTTPS verify against the address
+/// with pebble's root.
+fn ip_relay_gets_a_trusted_certificate(
+    relay: u8,
+    pebble_ip: &str,
+    challenge: &str,
+    validity_secs: u64,
+) -> (Relay, Pebble, Vec<u8>) {
+    let ip = format!("127.0.0.{relay}");
+    let pebble = Pebble::start(pebble_ip, &ip, validity_secs, &[]);
+    let r = Relay::start_with(
+        relay,
+        &format!(
+            "acme_ip = on\nacme_ip_test_allow_private = true\nacme_challenge = {challenge}\n\
+             http_port = 80\nsubmissions_port = 465\n{}",
+            pebble.relay_config()
+        ),
+    );
+    wait_log(&r, "ACME: certificate issued", 1, Duration::from_secs(90));
+    assert!(r
+        .stderr()
+        .contains(&format!("ordering a certificate for {ip} ")));
+    assert!(
+        pebble.log().contains("set VALID by completed challenge"),
+        "{}",
+        pebble.log()
+    );
+    let root = pebble.root();
+    let mut s = verified(&format!("{ip}:993"), &ip, &root, &[]).unwrap();
+    assert!(read_some(&mut s).starts_with("* OK"));
+    let leaf = s.conn.peer_certificates().unwrap()[0].to_vec();
+    let mut s = verified(&format!("{ip}:465"), &ip, &root, &[]).unwrap();
+    assert!(read_some(&mut s).starts_with("220"));
+    assert_eq!(s.conn.peer_certificates().unwrap()[0].as_ref(), &leaf[..]);
+    assert_eq!(served_leaf(&r, 443, &ip, &root, &[b"http/1.1"]), leaf);
+    let body = https_get(&format!("{ip}:443"), &ip, "/", &root);
+    assert!(body.contains("<!doctype html>"), "{body}");
+    // The leaf names the address and nothing else.
+    let (_, c) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    let san = c.subject_alternative_name().unwrap().unwrap();
+    let ipb: Vec<u8> = ip.parse::<std::net::Ipv4Addr>().unwrap().octets().to_vec();
+    assert!(
+        matches!(&san.value.general_names[..], [x509_parser::extensions::GeneralName::IPAddress(b)] if *b == &ipb[..]),
+        "{:?}",
+        san.value.general_names
+    );
+    // The stored certificate is used after a restart (no new order).
+    let mut r = r;
+    r.restart();
+    assert_eq!(served_leaf(&r, 993, &ip, &root, &[]), leaf);
+    assert_eq!(count(&r, "ACME: ordering"), 0, "{}", r.stderr());
+    r.assert_no_panic();
+    (r, pebble, leaf)
+}
+
+#[test]
+fn ip_address_certificate_by_http_01() {
+    ip_relay_gets_a_trusted_certificate(175, "127.0.0.176", "http-01", 3600);
+}
+
+/// With 30-second certificates (a short-lived profile in miniature) the
+/// restarted relay renews from the stored certificate's own dates, a third
+/// of the lifetime before expiry, without another restart.
+#[test]
+fn ip_address_certificate_by_tls_alpn_01_and_its_renewal() {
+    let (r, pebble, first) =
+        ip_relay_gets_a_trusted_certificate(177, "127.0.0.178", "tls-alpn-01", 30);
+    let pid = r.pid();
+    wait_log(&r, "ACME: certificate issued", 1, Duration::from_secs(60));
+    assert_eq!(r.pid(), pid);
+    let second = served_leaf(&r, 993, "127.0.0.177", &pebble.root(), &[]);
+    assert_ne!(first, second, "a new certificate after renewal");
+    let (_, c) = x509_parser::parse_x509_certificate(&second).unwrap();
+    let v = c.validity();
+    let life = v.not_after.timestamp() - v.not_before.timestamp();
+    assert!(life <= 31, "{life} s");
+    r.assert_no_panic();
+}

@@ -369,6 +369,20 @@ fn doctor_shows_which_ports_the_router_maps() {
     // the relay waits for it, every port is "not tried".
     let r = Relay::start_with(165, &format!("{extra}router_address = 127.0.0.166\n"));
     let (_, out) = doctor(&r, None);
+    assert_eq!(state(&out, "router"), "unknown", "{out}");
+    assert!(
+        line(&out, "router").contains("has not answered yet"),
+        "{out}"
+    );
+    // After the first round (PCP 3.75 s, NAT-PMP 3.75 s): a problem.
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(20), || r
+            .stderr()
+            .contains("no answer to PCP, NAT-PMP")),
+        "{}",
+        r.stderr()
+    );
+    let (_, out) = doctor(&r, None);
     assert_eq!(state(&out, "router"), "problem", "{out}");
     assert!(
         line(&out, "router").contains("no answer from the router"),

@@ -1,13 +1,17 @@
-//! ACME (RFC 8555) for domain-mode relays: one certificate for the domain,
-//! `mta-sts.` and `www.` (ECDSA P-256), obtained by TLS-ALPN-01 on the HTTPS
-//! port (RFC 8737) or HTTP-01 on port 80, kept on the data partition
+//! ACME (RFC 8555): for a domain relay one certificate for the domain,
+//! `mta-sts.` and `www.`; for an IP-literal relay with `acme_ip = on` one
+//! for its address (RFC 8738, Let's Encrypt's `shortlived` profile, about
+//! 6 days). ECDSA P-256, obtained by TLS-ALPN-01 on the HTTPS port
+//! (RFC 8737) or HTTP-01 on port 80, kept on the data partition
 //! (`crate::tls::store`), renewed by its own dates (`schedule`), and swapped
 //! into every listener at once (`crate::tls::CertResolver`).
 //!
-//! The protocol messages and JOSE signing come from `rustls_acme::acme`;
-//! this module decides when to order, with which challenge, how to retry,
-//! and where the files go.
+//! The request layer is our own (`client`, `jws`): JWS ES256 with ring,
+//! nonces, problem documents; this module decides when to order, with
+//! which challenge, how to retry, and where the files go.
 
+pub mod client;
+pub mod jws;
 pub mod order;
 pub mod schedule;
 
@@ -15,7 +19,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::clock::now_secs;
-use crate::config::{AcmeChallenge, Config, TlsMode};
+use crate::config::{AcmeChallenge, Config};
 use crate::relay::Ctx;
 use crate::tls::store::{self, Issued};
 use order::Challenge;
@@ -24,10 +28,11 @@ use schedule::{backoff, renew_at, FailureKind, CLOCK_FLOOR};
 /// Longest single sleep: a clock that jumps (NTP step) is noticed within this.
 const MAX_SLEEP: i64 = 3600;
 
-/// The ACME task, spawned by the server when `tls_mode` is ACME.
+/// The ACME task, spawned by the server; it works when `tls_mode` is ACME
+/// or an IP-literal relay has `acme_ip = on`.
 pub async fn run(ctx: Rc<Ctx>) {
     let cfg = ctx.cfg.clone();
-    if cfg.tls_mode != TlsMode::Acme {
+    if !cfg.acme_wanted() {
         return;
     }
     if cfg.acme_directory.is_empty() {
@@ -89,7 +94,7 @@ pub async fn run(ctx: Rc<Ctx>) {
             cfg.acme_names().join(", "),
             cfg.acme_directory
         );
-        let result = order::issue(&cfg, &client, &resolver, &key, challenge).await;
+        let result = order::issue(&cfg, &client, &ctx.resolver, &resolver, &key, challenge).await;
         resolver.clear_challenges();
         let result = match result {
             Ok(text) => save(&data_dir, text).await,

@@ -142,6 +142,12 @@ pub struct Config {
     pub acme_challenge: AcmeChallenge,
     /// Seconds before the first retry of a failed order (doubles up to a day).
     pub acme_retry_min: u64,
+    /// IP-literal relay: order a publicly trusted short-lived certificate
+    /// for its address (RFC 8738, profile `shortlived`); public addresses only.
+    pub acme_ip: bool,
+    /// Seconds between the background self-checks (`chatrelay doctor`
+    /// inside the relay, shown on `/status`); 0: only when asked for there.
+    pub self_check_interval: u64,
     /// ACME waits until this file exists (the appliance's NTP-synced mark).
     pub clock_synced_file: Option<PathBuf>,
     /// dyndns2 update URL (`https://…/nic/update`); `None`: no DDNS.
@@ -613,6 +619,45 @@ impl Config {
             },
             acme_retry_min: parse_duration("acme_retry_min", &p.string("acme_retry_min", "10m"))?
                 .max(1),
+            acme_ip: {
+                let on = match p.string("acme_ip", "off").trim() {
+                    "on" => true,
+                    "off" | "" => false,
+                    v => {
+                        return Err(ConfigError(format!(
+                            "bad value for acme_ip: {v:?} (expected on or off)"
+                        )))
+                    }
+                };
+                // Test-only: pebble on loopback validates 127.0.0.x.
+                let allow_private = p.boolean("acme_ip_test_allow_private", false)?;
+                match ip_literal {
+                    _ if !on => false,
+                    None => {
+                        return Err(ConfigError(
+                            "acme_ip = on needs an IP-literal mail_domain (a domain relay uses ACME anyway)".into(),
+                        ))
+                    }
+                    Some(ip) if !networks::is_public_v4(ip) && !allow_private => {
+                        return Err(ConfigError(format!(
+                            "acme_ip = on needs a public address; {ip} is private, loopback or CGNAT: no CA can reach it"
+                        )))
+                    }
+                    Some(_) => true,
+                }
+            },
+            self_check_interval: match parse_duration(
+                "self_check_interval",
+                &p.string("self_check_interval", "1h"),
+            )? {
+                0 => 0,
+                n if n < 60 => {
+                    return Err(ConfigError(format!(
+                        "bad value for self_check_interval: {n} s (0, or at least 60 s)"
+                    )))
+                }
+                n => n,
+            },
             clock_synced_file: match p.string("clock_synced_file", "") {
                 s if s.trim().is_empty() => None,
                 s => Some(s.trim().into()),
@@ -717,6 +762,10 @@ impl Config {
     /// Names of the ACME certificate: the domain, `mta-sts.` and `www.`
     /// (upstream's certificate has the same three).
     pub fn acme_names(&self) -> Vec<String> {
+        if let Some(ip) = self.ip_literal {
+            // RFC 8738: one `ip` identifier, the address itself.
+            return vec![ip.to_string()];
+        }
         let d = &self.mail_domain;
         vec![d.clone(), format!("mta-sts.{d}"), format!("www.{d}")]
     }
@@ -756,6 +805,13 @@ impl Config {
         self.iroh_relay
             .clone()
             .or_else(|| self.own_iroh_relay_url())
+    }
+
+    /// The ACME task orders certificates: domain relays (unless
+    /// `tls_external_cert_and_key`), IP-literal relays with `acme_ip = on`.
+    pub fn acme_wanted(&self) -> bool {
+        self.tls_mode == TlsMode::Acme
+            || (self.acme_ip && self.tls_mode == TlsMode::SelfSigned && self.ip_literal.is_some())
     }
 
     pub fn self_signed(&self) -> bool {
@@ -870,6 +926,38 @@ mod tests {
             None
         )
         .is_err());
+    }
+
+    #[test]
+    fn acme_ip_only_for_public_ip_literals() {
+        let c = |text: &str| Config::from_ini(&format!("[params]\n{text}"), None);
+        let on = c("mail_domain = 203.0.114.9\nacme_ip = on\n").unwrap();
+        assert!(on.acme_ip && on.acme_wanted() && on.self_signed());
+        assert_eq!(on.acme_names(), vec!["203.0.114.9".to_string()]);
+        assert!(!c("mail_domain = 203.0.114.9\n").unwrap().acme_wanted());
+        for private in ["192.168.1.5", "127.0.0.9", "100.64.1.1", "10.1.1.1"] {
+            let e = c(&format!("mail_domain = {private}\nacme_ip = on\n")).unwrap_err();
+            assert!(e.to_string().contains("public address"), "{e}");
+            // The test-only key lets pebble on loopback validate.
+            let t = c(&format!(
+                "mail_domain = {private}\nacme_ip = on\nacme_ip_test_allow_private = true\n"
+            ))
+            .unwrap();
+            assert!(t.acme_wanted());
+        }
+        assert!(c("mail_domain = chat.example\nacme_ip = on\n").is_err());
+        assert!(c("mail_domain = 203.0.114.9\nacme_ip = maybe\n").is_err());
+        assert_eq!(
+            c("mail_domain = a.test\n").unwrap().self_check_interval,
+            3600
+        );
+        assert_eq!(
+            c("mail_domain = a.test\nself_check_interval = 0\n")
+                .unwrap()
+                .self_check_interval,
+            0
+        );
+        assert!(c("mail_domain = a.test\nself_check_interval = 5s\n").is_err());
     }
 
     #[test]

@@ -69,6 +69,21 @@ pub fn is_lan(nets: &[Net], ip: IpAddr) -> bool {
     nets.iter().any(|n| n.contains(ip))
 }
 
+/// A globally routed IPv4 address: not RFC 1918, loopback, link-local,
+/// unspecified, broadcast, RFC 5737 documentation or RFC 6598 CGNAT
+/// (100.64.0.0/10). A CA can reach only these.
+pub fn is_public_v4(v4: std::net::Ipv4Addr) -> bool {
+    let o = v4.octets();
+    let cgnat = o[0] == 100 && (o[1] & 0xc0) == 64;
+    !(cgnat
+        || v4.is_private()
+        || v4.is_loopback()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_documentation())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,17 +36,10 @@ fn classify_v4(v4: Ipv4Addr) -> AddressKind {
     let o = v4.octets();
     if o[0] == 100 && (o[1] & 0xc0) == 64 {
         AddressKind::Cgnat
-    } else if v4.is_private()
-        || v4.is_loopback()
-        || v4.is_link_local()
-        || v4.is_unspecified()
-        || v4.is_broadcast()
-        // RFC 5737 documentation ranges are not routed either.
-        || v4.is_documentation()
-    {
-        AddressKind::Private
-    } else {
+    } else if crate::config::networks::is_public_v4(v4) {
         AddressKind::Public
+    } else {
+        AddressKind::Private
     }
 }
 

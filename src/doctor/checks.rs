@@ -94,12 +94,17 @@ pub async fn dns(cfg: &Config, r: &Resolver, out: &mut Vec<Check>) -> Vec<IpAddr
         Err(e) => Check::problem("dns.mx", format!("{d} MX: {}", dns_err(&e)), publish),
     });
     let dkim_name = format!("{}._domainkey.{d}", cfg.dkim_selector);
-    let want = crate::dkim::SigningKey::load_or_generate(
-        &cfg.data_dir,
-        &cfg.dkim_selector,
+    let (dir, sel, ed) = (
+        cfg.data_dir.clone(),
+        cfg.dkim_selector.clone(),
         cfg.dkim_ed25519,
-    )
-    .map(|k| k.dns_record());
+    );
+    let want = blocking::unblock(move || {
+        crate::dkim::SigningKey::load_or_generate(&dir, &sel, ed)
+            .map(|k| k.dns_record())
+            .map_err(|e| e.to_string())
+    })
+    .await;
     let have = r.txt(&dkim_name).await;
     out.push(match (&want, &have) {
         (Err(e), _) => Check::problem("dns.dkim", format!("DKIM key: {e}"), "check data_dir"),
@@ -185,7 +190,7 @@ async fn txt_check(r: &Resolver, id: &'static str, name: &str, prefix: &str, tod
 
 pub fn certificate(cfg: &Config, now: i64) -> Check {
     let facts = match &cfg.tls_mode {
-        TlsMode::SelfSigned => {
+        TlsMode::SelfSigned if !cfg.acme_wanted() => {
             return Check::ok("certificate", "self-signed (IP-literal or `_` domain: clients accept it)")
         }
         TlsMode::External { cert, .. } => std::fs::read(cert)
@@ -196,7 +201,7 @@ pub fn certificate(cfg: &Config, now: i64) -> Check {
                     .map_err(|e| format!("{}: {e}", cert.display()))?;
                 crate::tls::store::leaf_facts(&der).map_err(|e| e.to_string())
             }),
-        TlsMode::Acme => match crate::tls::store::load_issued(&cfg.data_dir) {
+        TlsMode::SelfSigned | TlsMode::Acme => match crate::tls::store::load_issued(&cfg.data_dir) {
             Ok(Some(i)) => Ok((i.not_before, i.not_after, i.names)),
             Ok(None) => {
                 return Check::problem(
@@ -292,6 +297,15 @@ pub fn router_from_relay(
     match method {
         "PCP" | "NAT-PMP" | "UPnP-IGD" => (
             Check::ok("router", format!("the relay maps ports by {method}{wan_text}")),
+            wan,
+        ),
+        // The first round is still under way (up to ~11 s after start).
+        "no answer from the router yet" | "not asked yet" => (
+            Check::unknown(
+                "router",
+                "the router has not answered yet (the relay just started)",
+                "run doctor again in a minute",
+            ),
             wan,
         ),
         other => (

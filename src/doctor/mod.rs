@@ -6,6 +6,7 @@
 //! ports (no "is my port open" service).
 
 pub mod address;
+pub mod cache;
 mod checks;
 pub mod mapping;
 
@@ -45,7 +46,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(id: &'static str, detail: impl Into<String>) -> Check {
+    pub(crate) fn ok(id: &'static str, detail: impl Into<String>) -> Check {
         Check {
             id,
             state: State::Ok,
@@ -53,7 +54,11 @@ impl Check {
             todo: String::new(),
         }
     }
-    fn problem(id: &'static str, detail: impl Into<String>, todo: impl Into<String>) -> Check {
+    pub(crate) fn problem(
+        id: &'static str,
+        detail: impl Into<String>,
+        todo: impl Into<String>,
+    ) -> Check {
         Check {
             id,
             state: State::Problem,
@@ -72,7 +77,9 @@ impl Check {
 }
 
 /// Every check, in a fixed order. `now`: Unix seconds (the caller reads the
-/// clock, so tests can judge a certificate at any time).
+/// clock, so tests can judge a certificate at any time). Safe on the
+/// relay's event loop: lookups and connections are async with deadlines,
+/// file reads (DKIM key, certificate) run on the blocking pool.
 pub async fn run(cfg: &Config, resolver: &Resolver, now: i64) -> Vec<Check> {
     run_with(cfg, resolver, now, None).await
 }
@@ -89,7 +96,8 @@ pub async fn run_with(
 ) -> Vec<Check> {
     let mut out = vec![checks::clock(cfg, now)];
     let a = checks::dns(cfg, resolver, &mut out).await;
-    out.push(checks::certificate(cfg, now));
+    let c = cfg.clone();
+    out.push(blocking::unblock(move || checks::certificate(&c, now)).await);
     let report = relay_report.as_deref().and_then(mapping::parse_line);
     let (router, router_wan) = match &report {
         Some((method, wan, _)) if cfg.port_mapping => checks::router_from_relay(method, *wan),

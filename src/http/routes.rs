@@ -66,15 +66,21 @@ fn html(body: String, cache: bool) -> Response {
     r
 }
 
-/// The self-check results `/status` shows. This branch knows the privacy
-/// check; `chatrelay doctor` and the last backup are added here.
-pub fn status_checks(ctx: &Ctx) -> Vec<crate::relay::checks::Check> {
-    crate::relay::checks::builtin(&ctx.cfg)
+/// The self-check `/status` shows: the background run's cached result
+/// (`crate::doctor::cache`); a page load never starts a run.
+pub fn status_checks(ctx: &Ctx, note: Option<String>) -> pages::status::SelfCheckView {
+    pages::status::SelfCheckView {
+        last: ctx.selfcheck.last(),
+        running: ctx.selfcheck.running(),
+        on_demand_only: ctx.cfg.self_check_interval == 0,
+        note,
+    }
 }
 
 fn status_facts(ctx: &Ctx, new_invite: Option<String>) -> pages::status::Facts {
     let (used_bytes, free_bytes) = pages::status::disk(&ctx.cfg);
     let accounts = ctx.store.account_count().ok();
+    let served = ctx.tls.resolver.current();
     pages::status::Facts {
         used_bytes,
         free_bytes,
@@ -86,7 +92,52 @@ fn status_facts(ctx: &Ctx, new_invite: Option<String>) -> pages::status::Facts {
             .clone()
             .filter(|_| accounts == Some(0)),
         new_invite,
+        cert: served
+            .cert
+            .first()
+            .and_then(|c| crate::tls::store::leaf_details(c).ok()),
+        now: crate::clock::now_secs(),
     }
+}
+
+/// A form posted from another site (a LAN browser visiting a hostile page)
+/// carries a foreign `Origin`: refused.
+fn foreign_origin(req: &Request) -> bool {
+    match req.header("origin") {
+        None => false,
+        Some(origin) => {
+            let host = req.header("host").unwrap_or_default();
+            !origin
+                .strip_prefix(b"https://")
+                .is_some_and(|o| !host.is_empty() && o == host)
+        }
+    }
+}
+
+/// POST `/status/selfcheck` (LAN only): start a self-check now, at most one
+/// a minute (`doctor::cache::MIN_GAP`); the page comes back at once.
+fn status_selfcheck(ctx: &Ctx, req: &Request) -> Response {
+    if foreign_origin(req) {
+        return Response::text(403, "cross-site request refused\n");
+    }
+    let s = strings::for_language(req.header("accept-language"));
+    use crate::doctor::cache::Refused;
+    let note = match ctx.selfcheck.request() {
+        Ok(()) => s.status_checks_started.to_string(),
+        Err(Refused::Running) => s.status_checks_busy.to_string(),
+        Err(Refused::TooSoon(secs)) => {
+            pages::html::fill(s.status_checks_too_soon, &[("secs", &secs.to_string())])
+        }
+    };
+    html(
+        pages::status::page(
+            s,
+            &ctx.cfg,
+            &status_facts(ctx, None),
+            &status_checks(ctx, Some(note)),
+        ),
+        false,
+    )
 }
 
 /// `lan`: the peer's address is in `status_networks`.
@@ -108,6 +159,15 @@ pub async fn route(ctx: &Ctx, req: &Request, lan: bool) -> Response {
             return method_not_allowed("POST");
         }
         return status_invite(ctx, req).await;
+    }
+    if path == "/status/selfcheck" {
+        if !lan {
+            return Response::text(403, &format!("{}\n", strings::EN.status_forbidden));
+        }
+        if req.method != "POST" {
+            return method_not_allowed("POST");
+        }
+        return status_selfcheck(ctx, req);
     }
     let known = matches!(
         path,
@@ -145,7 +205,7 @@ pub async fn route(ctx: &Ctx, req: &Request, lan: bool) -> Response {
         "/privacy.html" => html(pages::privacy(s, cfg), true),
         "/info.html" => html(pages::info(s, cfg), true),
         "/status" if lan => html(
-            pages::status::page(s, cfg, &status_facts(ctx, None), &status_checks(ctx)),
+            pages::status::page(s, cfg, &status_facts(ctx, None), &status_checks(ctx, None)),
             false,
         ),
         "/status" => Response::text(403, &format!("{}\n", s.status_forbidden)),
@@ -158,14 +218,8 @@ pub async fn route(ctx: &Ctx, req: &Request, lan: bool) -> Response {
 /// carries a foreign `Origin` and is refused.
 async fn status_invite(ctx: &Ctx, req: &Request) -> Response {
     let cfg = ctx.cfg.clone();
-    if let Some(origin) = req.header("origin") {
-        let host = req.header("host").unwrap_or_default();
-        let ok = origin
-            .strip_prefix(b"https://")
-            .is_some_and(|o| !host.is_empty() && o == host);
-        if !ok {
-            return Response::text(403, "cross-site request refused\n");
-        }
+    if foreign_origin(req) {
+        return Response::text(403, "cross-site request refused\n");
     }
     if cfg.registration != Registration::Invite {
         return Response::text(409, "this relay is not in invite mode\n");
@@ -189,7 +243,12 @@ async fn status_invite(ctx: &Ctx, req: &Request) -> Response {
             log::info!("invite {id} made on the status page");
             let s = strings::for_language(req.header("accept-language"));
             html(
-                pages::status::page(s, &cfg, &status_facts(ctx, Some(link)), &status_checks(ctx)),
+                pages::status::page(
+                    s,
+                    &cfg,
+                    &status_facts(ctx, Some(link)),
+                    &status_checks(ctx, None),
+                ),
                 false,
             )
         }

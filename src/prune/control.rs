@@ -148,6 +148,11 @@ pub async fn serve(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
             ["stats"] => format!("ok {}", ctx.realtime.line()),
             // The router's WAN address and each port's mapping (doctor).
             ["router"] => format!("ok {}", ctx.router.line()),
+            // The background self-check's cached result (never a new run).
+            ["selfcheck"] => match ctx.selfcheck.last() {
+                Some(r) => format!("ok {}", r.encode()),
+                None => "ok".to_string(),
+            },
             _ => "error unknown command".to_string(),
         };
         let _ = conn.write_all(format!("{reply}\n").as_bytes()).await;

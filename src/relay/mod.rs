@@ -17,7 +17,6 @@ use crate::store::Store;
 use crate::tls::TlsConfigs;
 
 pub mod auth;
-pub mod checks;
 pub mod delivery;
 pub mod hasher;
 pub mod heartbeat;
@@ -84,6 +83,8 @@ pub struct Ctx {
     pub realtime: stats::Realtime,
     /// The router's WAN address and the port mappings (router service).
     pub router: Rc<router_state::RouterState>,
+    /// The background self-check's last result (`crate::doctor::cache`).
+    pub selfcheck: Rc<crate::doctor::cache::SelfCheck>,
 }
 
 /// The receiving ends of the wake-up channels the context owns: the server
@@ -163,6 +164,7 @@ impl Ctx {
             turn_secret,
             realtime: Default::default(),
             router: Default::default(),
+            selfcheck: Default::default(),
         };
         Ok((ctx, Queues { outbound, push }))
     }

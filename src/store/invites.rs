@@ -5,7 +5,7 @@
 //! wins (the store thread runs them one after the other).
 
 use super::codec::{Dec, Enc};
-use super::{Account, Result, Store, StoreError, ACCOUNTS, COUNTERS};
+use super::{Account, Result, Store, StoreError, COUNTERS};
 use redb::{ReadableTable, TableDefinition};
 
 /// sha256(token) -> InviteRec
@@ -231,20 +231,7 @@ impl Store {
             inv.uses_left -= 1;
             t.insert(hash.as_slice(), inv.encode().as_slice())?;
         }
-        let acc = Account {
-            addr: addr.to_string(),
-            hash: pw_hash.to_string(),
-            created_day: today,
-            last_login_day: today,
-        };
-        {
-            let mut t = tx.open_table(ACCOUNTS)?;
-            if t.get(addr)?.is_some() {
-                return Err(StoreError::Exists);
-            }
-            t.insert(addr, acc.encode().as_slice())?;
-        }
-        Self::create_mailbox_tx(&tx, addr, "INBOX", None)?;
+        let acc = Self::create_account_tx(&tx, addr, pw_hash, today)?;
         tx.commit()?;
         Ok(Ok(acc))
     }

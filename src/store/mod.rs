@@ -526,6 +526,19 @@ impl Store {
     /// Create an account with its INBOX. `Exists` if it is already there.
     pub fn create_account(&self, addr: &str, hash: &str, today: u32) -> Result<Account> {
         let tx = self.db().begin_write()?;
+        let acc = Self::create_account_tx(&tx, addr, hash, today)?;
+        tx.commit()?;
+        Ok(acc)
+    }
+
+    /// The account record and its INBOX inside `tx` (not committed);
+    /// `Exists` if the address is taken.
+    pub(crate) fn create_account_tx(
+        tx: &redb::WriteTransaction,
+        addr: &str,
+        hash: &str,
+        today: u32,
+    ) -> Result<Account> {
         let acc = Account {
             addr: addr.to_string(),
             hash: hash.to_string(),
@@ -539,8 +552,7 @@ impl Store {
             }
             t.insert(addr, acc.encode().as_slice())?;
         }
-        Self::create_mailbox_tx(&tx, addr, "INBOX", None)?;
-        tx.commit()?;
+        Self::create_mailbox_tx(tx, addr, "INBOX", None)?;
         Ok(acc)
     }
 

@@ -82,6 +82,9 @@ impl CertResolver {
     }
 
     fn alpn_challenge(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        // A validation server may send the reverse-DNS name of an IP
+        // (RFC 8738 §6) with its root dot.
+        let name = name.strip_suffix('.').unwrap_or(name);
         self.alpn
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -48,20 +48,64 @@ impl Issued {
     }
 }
 
-/// Validity and DNS names of a DER certificate (RFC 5280 §4.1.2.5, §4.2.1.6).
+/// Validity and names (DNS names and IP addresses) of a DER certificate
+/// (RFC 5280 §4.1.2.5, §4.2.1.6).
 pub fn leaf_facts(der: &[u8]) -> Result<(i64, i64, Vec<String>), TlsError> {
+    let d = leaf_details(der)?;
+    Ok((d.not_before, d.not_after, d.names))
+}
+
+/// What the status page says about the certificate being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertDetails {
+    /// subjectAltName entries: DNS names (lower case) and IP addresses.
+    pub names: Vec<String>,
+    /// The subject's common name, if any.
+    pub subject_cn: Option<String>,
+    /// The issuer's distinguished name (RFC 4514 string).
+    pub issuer: String,
+    pub self_issued: bool,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+pub fn leaf_details(der: &[u8]) -> Result<CertDetails, TlsError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| TlsError(format!("certificate does not parse: {e}")))?;
     let v = cert.validity();
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for n in &san.value.general_names {
-            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
-                names.push(d.to_ascii_lowercase());
+            match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => {
+                    names.push(d.to_ascii_lowercase())
+                }
+                // RFC 5280 §4.2.1.6: 4 octets (IPv4) or 16 (IPv6).
+                x509_parser::extensions::GeneralName::IPAddress(b) => {
+                    if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                        names.push(std::net::Ipv4Addr::from(a).to_string());
+                    } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                        names.push(std::net::Ipv6Addr::from(a).to_string());
+                    }
+                }
+                _ => {}
             }
         }
     }
-    Ok((v.not_before.timestamp(), v.not_after.timestamp(), names))
+    let subject_cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .map(str::to_string);
+    Ok(CertDetails {
+        names,
+        subject_cn,
+        issuer: cert.issuer().to_string(),
+        self_issued: cert.issuer().as_raw() == cert.subject().as_raw(),
+        not_before: v.not_before.timestamp(),
+        not_after: v.not_after.timestamp(),
+    })
 }
 
 /// Parse the certificate file's text: directory line, key, chain; the key

@@ -244,7 +244,7 @@ pub fn config_text(n: u8, data_dir: &Path, extra: &str) -> String {
          imaps_port = 993\nhttps_port = 443\nhttp_port = 0\n\
          nocreate_file = {}\n\
          max_load_1m = 1000\nmin_available_memory = 1M\nmin_free_disk_space = 1M\n\
-         acme_directory = off\n{extra}\n",
+         acme_directory = off\nself_check_interval = 0\n{extra}\n",
         data_dir.display(),
         data_dir.with_file_name("nocreate").display(),
     )

@@ -363,6 +363,10 @@ pub struct DnsServer {
     pub addr: SocketAddr,
     pub zone: Arc<Mutex<Zone>>,
     stop: Arc<AtomicBool>,
+    /// UDP queries received so far.
+    pub queries: Arc<std::sync::atomic::AtomicUsize>,
+    /// Each UDP answer is sent this long after its query (a slow resolver).
+    pub delay: Arc<Mutex<Duration>>,
 }
 
 impl Drop for DnsServer {
@@ -425,18 +429,30 @@ impl DnsServer {
         let addr = udp.local_addr().unwrap();
         udp.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
+        let queries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
         {
             let (zone, stop) = (zone.clone(), stop.clone());
+            let (queries, delay) = (queries.clone(), delay.clone());
             thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while !stop.load(Ordering::SeqCst) {
                     let Ok((n, from)) = udp.recv_from(&mut buf) else {
                         continue;
                     };
+                    queries.fetch_add(1, Ordering::SeqCst);
                     let Some(a) = answer(&zone.lock().unwrap(), &buf[..n]) else {
                         continue;
                     };
-                    let _ = udp.send_to(&a, from);
+                    let wait = *delay.lock().unwrap();
+                    if wait.is_zero() {
+                        let _ = udp.send_to(&a, from);
+                    } else if let Ok(u) = udp.try_clone() {
+                        thread::spawn(move || {
+                            thread::sleep(wait);
+                            let _ = u.send_to(&a, from);
+                        });
+                    }
                 }
             });
         }
@@ -471,7 +487,13 @@ impl DnsServer {
                 }
             });
         }
-        DnsServer { addr, zone, stop }
+        DnsServer {
+            addr,
+            zone,
+            stop,
+            queries,
+            delay,
+        }
     }
 }
 

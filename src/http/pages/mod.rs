@@ -293,6 +293,7 @@ pub fn info(s: &Strings, cfg: &Config) -> String {
 /// How the certificate is obtained, for `/status`.
 pub fn certificate_line(s: &Strings, cfg: &Config) -> String {
     match &cfg.tls_mode {
+        TlsMode::SelfSigned if cfg.acme_wanted() => s.status_cert_acme.to_string(),
         TlsMode::SelfSigned => {
             let (c, _) = crate::tls::self_signed_paths(&cfg.data_dir);
             fill(
