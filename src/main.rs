@@ -337,10 +337,13 @@ fn doctor(cfg: &Config) -> Result<(), String> {
     } else {
         chatrelay::dns::Resolver::new(cfg.dns_servers.clone())
     };
-    let checks = async_io::block_on(chatrelay::doctor::run(
+    // The running relay's port mappings, when it answers on its socket.
+    let router = control(cfg, "router").and_then(|r| r.ok());
+    let checks = async_io::block_on(chatrelay::doctor::run_with(
         cfg,
         &resolver,
         chatrelay::clock::now_secs(),
+        router,
     ));
     print!("{}", chatrelay::doctor::render(&checks));
     if checks

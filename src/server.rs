@@ -286,10 +286,12 @@ pub async fn run(
     ex.spawn(crate::acme::run(ctx.clone())).detach();
     ex.spawn(crate::ddns::run(ctx.clone())).detach();
     ex.spawn(crate::router::run(ctx.clone())).detach();
+    let router_state = ctx.router.clone();
     ex.spawn(crate::doctor::cache::run(
         cfg.clone(),
         ctx.resolver.servers().to_vec(),
         ctx.selfcheck.clone(),
+        Box::new(move || router_state.line()),
     ))
     .detach();
     ex.spawn(crate::push::run(ex.clone(), ctx.clone(), queues.push))

@@ -4,9 +4,13 @@
 //! from a file in procfs format (`ddns_if_inet6`), which the tests rewrite
 //! to change the address.
 //!
-//! Relays: 127.0.0.130, 132–137; endpoints on 127.0.0.131 (any port).
+//! Relays: 127.0.0.130, 132–137; endpoints on 127.0.0.131 (any port). The
+//! WAN address from the router: relay 127.0.0.165, fake PCP router
+//! 127.0.0.166, endpoint 127.0.0.167.
 
 mod common;
+#[path = "router_support/mod.rs"]
+mod router_support;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -35,9 +39,12 @@ struct Endpoint {
 impl Endpoint {
     /// `answer`: the body; `None`: accept and never answer (a timeout).
     fn start(answer: Option<&str>) -> Endpoint {
+        Self::start_on(IP, answer)
+    }
+    fn start_on(ip: &str, answer: Option<&str>) -> Endpoint {
         let dir = TempDir::new("ddns");
         let ca = support::TestCa::new(dir.path());
-        let (cert, key) = ca.issue(IP);
+        let (cert, key) = ca.issue(ip);
         let cfg = Arc::new(
             rustls::ServerConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
@@ -51,7 +58,7 @@ impl Endpoint {
             )
             .unwrap(),
         );
-        let l = TcpListener::bind(format!("{IP}:0")).unwrap();
+        let l = TcpListener::bind(format!("{ip}:0")).unwrap();
         l.set_nonblocking(true).unwrap();
         let port = l.local_addr().unwrap().port();
         let reqs = Arc::new(Mutex::new(Vec::new()));
@@ -344,4 +351,75 @@ fn garbage_answers_back_off() {
         r.stderr()
     );
     assert!(r.stderr().contains("unexpected answer"), "{}", r.stderr());
+}
+
+/// IPv4 updates carry the WAN address the router reported (PCP here) as
+/// `myip`, and a new one is sent when the router reports a change.
+#[test]
+fn ipv4_myip_is_the_routers_wan_address_and_follows_its_changes() {
+    let ep = Endpoint::start_on("127.0.0.167", Some("good 11.22.33.44"));
+    let fake = router_support::Fake::start(
+        "127.0.0.166",
+        "11.22.33.44".parse().unwrap(),
+        router_support::pcp_ok,
+    );
+    let dir = TempDir::new("inet6");
+    let f = dir.path().join("if_inet6");
+    write_v6(&f, "2a010000000000000000000000000002");
+    let r = Relay::start_with(
+        165,
+        &format!(
+            "mail_domain = ddns165.test\ndkim_ed25519 = true\n\
+             acme_directory = https://127.0.0.165:14009/dir\nacme_retry_min = 1h\n\
+             ddns_url = https://127.0.0.167:{}/nic/update\nddns_user = u\nddns_password = p\n\
+             tls_extra_ca = {}\nddns_retry_min = 1\nddns_check_interval = 1h\nddns_if_inet6 = {}\n\
+             port_mapping = auto\nport_mapping_lifetime = 4\nrouter_address = 127.0.0.166\n\
+             turn_relay_ports = 49160-49161\n",
+            ep.port,
+            ep.ca.display(),
+            f.display()
+        ),
+    );
+    assert!(
+        wait(Duration::from_secs(20), || ep.count() >= 1),
+        "{}",
+        r.stderr()
+    );
+    let first = &ep.reqs()[0];
+    assert!(
+        first.starts_with(
+            "GET /nic/update?hostname=ddns165.test&myip=11.22.33.44%2C2a01%3A%3A2 HTTP/1.1\r\n"
+        ),
+        "one update, with the router's address: {first}\n{}",
+        r.stderr()
+    );
+    assert!(fake.count() >= 1);
+    // The router reports a new WAN address at a renewal (every 2 s): one
+    // update with it, long before the hourly look.
+    *ep.answer.lock().unwrap() = "good 11.22.33.55".into();
+    *fake.wan.lock().unwrap() = "11.22.33.55".parse().unwrap();
+    assert!(
+        wait(Duration::from_secs(15), || ep.count() >= 2),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        ep.reqs()[1].contains("myip=11.22.33.55%2C2a01%3A%3A2 "),
+        "{}",
+        ep.reqs()[1]
+    );
+    // Renewals that report the same address send nothing more.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(ep.count(), 2, "{}", r.stderr());
+    // A CGNAT WAN address is no use in DNS: no IPv4 myip (the provider
+    // takes the source address).
+    *ep.answer.lock().unwrap() = "good 2a01::2".into();
+    *fake.wan.lock().unwrap() = "100.64.1.2".parse().unwrap();
+    assert!(wait(Duration::from_secs(15), || ep.count() >= 3));
+    assert!(
+        ep.reqs()[2].starts_with("GET /nic/update?hostname=ddns165.test&myip=2a01%3A%3A2 HTTP/1.1"),
+        "{}",
+        ep.reqs()[2]
+    );
+    r.assert_no_panic();
 }

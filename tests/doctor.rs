@@ -1,8 +1,12 @@
 //! `chatrelay doctor` (issue 13 item 4): each problem it reports, against a
 //! test DNS server (`dns_servers`) and a running relay on 127.0.0.139.
 //! Every DNS answer is a record in the test zone; nothing leaves loopback.
+//! The port mapping lines: relay 127.0.0.165, fake PCP router 127.0.0.166,
+//! DNS 127.0.0.167.
 
 mod common;
+#[path = "router_support/mod.rs"]
+mod router_support;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -284,4 +288,126 @@ fn doctor_reports_each_problem() {
     assert!(line(&out, "ports").contains("993"), "{out}");
     assert_eq!(state(&out, "privacy"), "problem", "{out}");
     assert!(line(&out, "privacy").contains("privacy_postal"), "{out}");
+}
+
+/// The `mapping` lines: each port the running relay asked the router for,
+/// mapped / refused with the router's reason / not tried; the relay range
+/// of TURN as one line.
+#[test]
+fn doctor_shows_which_ports_the_router_maps() {
+    let dns = DnsServer::start("127.0.0.167", Zone::default());
+    let fake =
+        router_support::Fake::start("127.0.0.166", "11.22.33.44".parse().unwrap(), |req, ctx| {
+            let Some((_, _, _, port)) = router_support::pcp_map_request(req) else {
+                return vec![];
+            };
+            let result = match port {
+                993 => 2,
+                143 => 11,
+                _ => 0,
+            };
+            vec![router_support::pcp_map_reply(
+                req, result, ctx.epoch, ctx.wan, port,
+            )]
+        });
+    let extra = format!(
+        "mail_domain = {D}\ndkim_ed25519 = true\ndns_servers = {}\n\
+         acme_directory = https://127.0.0.165:14009/dir\nacme_retry_min = 1h\n\
+         port_mapping = auto\nport_mapping_lifetime = 1h\nturn_relay_ports = 49160-49163\n",
+        dns.addr
+    );
+    let r = Relay::start_with(165, &format!("{extra}router_address = 127.0.0.166\n"));
+    *dns.zone.lock().unwrap() = good_zone(&dkim_txt(&r));
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(20), || r
+            .stderr()
+            .contains("router: mapped 6 of 8 ports by PCP")),
+        "{}",
+        r.stderr()
+    );
+    let (code, out) = doctor(&r, None);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        line(&out, "router").contains("the relay maps ports by PCP; WAN address 11.22.33.44"),
+        "{out}"
+    );
+    let mapping: Vec<&str> = out
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("mapping"))
+        .collect();
+    let has = |state: &str, text: &str| {
+        mapping
+            .iter()
+            .any(|l| l.starts_with(state) && l.contains(text))
+    };
+    assert_eq!(mapping.len(), 5, "{out}");
+    assert!(has("ok", "TCP 443: mapped by PCP"), "{out}");
+    assert!(
+        has(
+            "problem",
+            "TCP 993: refused by the router (2 NOT_AUTHORIZED"
+        ),
+        "{out}"
+    );
+    assert!(
+        has(
+            "problem",
+            "TCP 143: refused by the router (11 CANNOT_PROVIDE_EXTERNAL"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("another device holds this port on the router"),
+        "{out}"
+    );
+    assert!(has("ok", "UDP 3478: mapped by PCP"), "{out}");
+    assert!(has("ok", "UDP 49160-49163: mapped by PCP"), "{out}");
+    drop(r);
+    drop(fake);
+
+    // A router that does not answer (nothing on 127.0.0.166 now): while
+    // the relay waits for it, every port is "not tried".
+    let r = Relay::start_with(165, &format!("{extra}router_address = 127.0.0.166\n"));
+    let (_, out) = doctor(&r, None);
+    assert_eq!(state(&out, "router"), "unknown", "{out}");
+    assert!(
+        line(&out, "router").contains("has not answered yet"),
+        "{out}"
+    );
+    // After the first round (PCP 3.75 s, NAT-PMP 3.75 s): a problem.
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(20), || r
+            .stderr()
+            .contains("no answer to PCP, NAT-PMP")),
+        "{}",
+        r.stderr()
+    );
+    let (_, out) = doctor(&r, None);
+    assert_eq!(state(&out, "router"), "problem", "{out}");
+    assert!(
+        line(&out, "router").contains("no answer from the router"),
+        "{out}"
+    );
+    let not_tried = out
+        .lines()
+        .filter(|l| l.starts_with("unknown") && l.contains("not tried (the router did not answer)"))
+        .count();
+    assert_eq!(
+        not_tried, 5,
+        "TCP 443 143 993, UDP 3478, UDP 49160-49163:\n{out}"
+    );
+    // The relay stopped: what the router maps is not known.
+    let cfg = r.config_path();
+    let mut r = r;
+    r.kill9();
+    let o = Command::new(common::bin())
+        .args(["doctor", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(state(&out, "mapping"), "unknown", "{out}");
+    assert!(
+        line(&out, "mapping").contains("the relay is not running"),
+        "{out}"
+    );
 }

@@ -259,8 +259,9 @@ fn healthy_relay_shows_ok_and_its_certificate() {
         assert_eq!(state(&page, id), "ok", "{id}: {}", item(&page, id));
         assert!(!item(&page, id).contains("What to do"), "{id}");
     }
-    // port_mapping is off: the router was not asked.
+    // port_mapping is off: the router was not asked, no ports mapped.
     assert_eq!(state(&page, "router"), "unknown");
+    assert_eq!(state(&page, "mapping"), "unknown");
     assert!(page.contains("No problems found."), "{page}");
     assert!(item(&page, "wan").contains(PUBLIC));
 
@@ -281,7 +282,7 @@ fn healthy_relay_shows_ok_and_its_certificate() {
         "{}",
         item(&page, "certificate")
     );
-    assert!(doctor_last(&r).contains("no problems (13 checks)"));
+    assert!(doctor_last(&r).contains("no problems (14 checks)"));
     r.assert_no_panic();
 }
 

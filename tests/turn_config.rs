@@ -2,9 +2,13 @@
 //! file (0600, kept across restarts), `turn_port = 0` (no UDP socket, no
 //! secret), and `chatrelay dns` listing the UDP ports to open.
 //!
-//! Relay 127.0.0.119.
+//! `turn_external_ip`: the relayed address a relay behind NAT hands out.
+//!
+//! Relay 127.0.0.119; `turn_external_ip`: relay 127.0.0.168, client
+//! 127.0.0.169.
 
 mod common;
+mod turn_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -90,4 +94,60 @@ fn dns_lists_the_udp_ports() {
     );
     let t = run("turn_port = 0\n");
     assert!(!t.contains("UDP"), "{t}");
+}
+
+#[test]
+fn bad_turn_external_ip_is_refused() {
+    let d = TempDir::new("turncfg");
+    for v in [
+        "nonsense",
+        "0.0.0.0",
+        "224.0.0.1",
+        "2001:db8::1",
+        "203.0.113.7:3478",
+    ] {
+        let ini = config_text(
+            168,
+            &d.path().join("data"),
+            &format!("turn_external_ip = {v}\n"),
+        );
+        let (code, err) = run_expect_exit(d.path(), &ini, Duration::from_secs(20));
+        assert!(matches!(code, Some(c) if c != 0), "{v}: {code:?} {err}");
+        assert!(err.contains("bad value for turn_external_ip"), "{v}: {err}");
+    }
+}
+
+/// RFC 8656 §7.3: the Allocate answer names `turn_external_ip` with the
+/// relay port; data still flows through the local relay socket.
+#[test]
+fn allocate_names_the_external_ip() {
+    use turn_support::*;
+    let r = Relay::start_with(
+        168,
+        "turn_external_ip = 203.0.113.7\nturn_relay_ports = 49170-49171\n",
+    );
+    let secret = std::fs::read_to_string(r.data_dir().join("turn.secret")).unwrap();
+    let user = format!("{}:test", common::now_unix() + 3600);
+    let server: std::net::SocketAddr = "127.0.0.168:3478".parse().unwrap();
+    let mut c = Client::new(
+        "127.0.0.169",
+        server,
+        &user,
+        &rest_password(secret.trim(), &user),
+    );
+    let a = c.allocate(None);
+    assert_eq!(a.class, 2, "{a:?}");
+    let relayed = parse_xor_addr(a.get(0x0016).unwrap());
+    assert_eq!(relayed.ip().to_string(), "203.0.113.7");
+    assert!((49170..=49171).contains(&relayed.port()), "{relayed}");
+    // The relay socket itself is local: a peer on loopback reaches it at
+    // 127.0.0.168 with the same port.
+    assert!(
+        std::net::UdpSocket::bind(("127.0.0.168", relayed.port())).is_err(),
+        "the relay port is bound locally"
+    );
+    assert!(r
+        .stderr()
+        .contains("TURN: relayed addresses name 203.0.113.7"));
+    r.assert_no_panic();
 }

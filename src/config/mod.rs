@@ -114,6 +114,8 @@ pub struct Config {
     pub turn_relay_ports: (u16, u16),
     /// Test only: relay to loopback and private peers.
     pub turn_allow_loopback_peers_for_tests: bool,
+    /// The address handed out in XOR-RELAYED-ADDRESS (a relay behind NAT).
+    pub turn_external_ip: TurnExternalIp,
     /// TURN allocations per REST user name and per client address.
     pub turn_user_quota: usize,
     pub turn_ip_quota: usize,
@@ -184,6 +186,19 @@ pub struct Config {
 
 pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
 pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// `turn_external_ip`: which address TURN allocations name as relayed
+/// address (RFC 8656 §7.3 XOR-RELAYED-ADDRESS); the port is the relay port,
+/// which the router forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnExternalIp {
+    /// The router's WAN address when it reported a public one, else the
+    /// local address.
+    Auto,
+    /// Always the local address the client reached.
+    Off,
+    Fixed(Ipv4Addr),
+}
 
 /// `acme_challenge`: RFC 8737 TLS-ALPN-01 on the HTTPS port, RFC 8555 §8.3
 /// HTTP-01 on port 80, or `auto` (TLS-ALPN-01, HTTP-01 after a failed validation).
@@ -521,6 +536,20 @@ impl Config {
                     return Err(bad());
                 }
                 (lo, hi)
+            },
+            turn_external_ip: match p.string("turn_external_ip", "auto").trim() {
+                "auto" | "" => TurnExternalIp::Auto,
+                "off" => TurnExternalIp::Off,
+                v => match v.parse::<Ipv4Addr>() {
+                    Ok(ip) if !(ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast()) => {
+                        TurnExternalIp::Fixed(ip)
+                    }
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "bad value for turn_external_ip: {v:?} (expected auto, off or the relay's public IPv4 address)"
+                        )))
+                    }
+                },
             },
             turn_user_quota: p.num("turn_user_quota", 8)?,
             turn_ip_quota: p.num("turn_ip_quota", 16)?,

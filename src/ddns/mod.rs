@@ -7,9 +7,12 @@
 //! back off, doubling up to six hours.
 //!
 //! Addresses: the public IPv6 address of the box's interfaces (Linux
-//! `/proc/net/if_inet6`); IPv4 behind a NAT router is not visible on the box,
-//! so the update carries no IPv4 `myip` and the provider takes the request's
-//! source address (documented by Dyn and No-IP), which is the router's.
+//! `/proc/net/if_inet6`), and IPv4 as the router reported its WAN address
+//! (PCP, NAT-PMP or UPnP-IGD, `crate::relay::router_state`) when it is
+//! public; a new WAN address is sent at once, without waiting for the next
+//! look. Without one (no port mapping, or a private/CGNAT WAN address) the
+//! update carries no IPv4 `myip` and the provider takes the request's source
+//! address (documented by Dyn and No-IP), which is the router's.
 
 pub mod addresses;
 pub mod proto;
@@ -23,6 +26,8 @@ use proto::Reply;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: u64 = 6 * 3600;
+/// Seconds the first update waits for the router's WAN address.
+const ROUTER_WAIT: u64 = 15;
 
 fn backoff(retry_min: u64, failures: u32) -> u64 {
     retry_min
@@ -62,28 +67,38 @@ pub async fn run(ctx: Rc<Ctx>) {
     };
     let hostname = cfg.ddns_hostname.clone();
     let auth = proto::basic_auth(&cfg.ddns_user, &cfg.ddns_password);
-    let mut reported: Option<Option<std::net::Ipv6Addr>> = None;
+    let mut reported: Option<(Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>)> = None;
     let mut failures: u32 = 0;
     let mut attempts: u64 = 0;
+    if cfg.port_mapping && ctx.router.wan().is_none() {
+        // The router's first answer (its WAN address) usually comes within
+        // seconds: one update with it, not one without and one with.
+        futures_lite::future::or(sleep(ROUTER_WAIT), ctx.router.changed()).await;
+    }
     loop {
         let v6 = if cfg.disable_ipv6 {
             None
         } else {
             addresses::public_ipv6(&cfg.ddns_if_inet6)
         };
-        if reported == Some(v6) {
-            sleep(cfg.ddns_check_interval).await;
+        let v4 = ctx.router.public_wan();
+        if reported == Some((v4, v6)) {
+            futures_lite::future::or(sleep(cfg.ddns_check_interval), ctx.router.changed()).await;
             continue;
         }
         attempts += 1;
         log::info!(
-            "DDNS: updating {hostname} at {host} (attempt {attempts}{})",
+            "DDNS: updating {hostname} at {host} (attempt {attempts}{}{})",
+            match v4 {
+                Some(a) => format!(", IPv4 {a} from the router"),
+                None => String::new(),
+            },
             match v6 {
                 Some(a) => format!(", IPv6 {a}"),
                 None => String::new(),
             }
         );
-        let path = proto::request_path(&base, &hostname, None, v6);
+        let path = proto::request_path(&base, &hostname, v4, v6);
         let result = match resolve(&ctx, &host).await {
             None => Err(format!("cannot resolve {host}")),
             Some(ip) => crate::https_client::get(
@@ -109,13 +124,13 @@ pub async fn run(ctx: Rc<Ctx>) {
         let wait = match result {
             Ok(Reply::Good(ip)) => {
                 log::info!("DDNS: {hostname} now points to {ip}");
-                reported = Some(v6);
+                reported = Some((v4, v6));
                 failures = 0;
                 cfg.ddns_check_interval
             }
             Ok(Reply::NoChange(ip)) => {
                 log::info!("DDNS: {hostname} already points to {ip}");
-                reported = Some(v6);
+                reported = Some((v4, v6));
                 failures = 0;
                 cfg.ddns_check_interval
             }
@@ -147,7 +162,13 @@ pub async fn run(ctx: Rc<Ctx>) {
                 w
             }
         };
-        sleep(wait).await;
+        if failures == 0 {
+            // Updated: the next look, or at once when the router reports
+            // a new WAN address. After a failure the backoff holds.
+            futures_lite::future::or(sleep(wait), ctx.router.changed()).await;
+        } else {
+            sleep(wait).await;
+        }
     }
 }
 

@@ -135,7 +135,14 @@ impl SelfCheck {
 /// The background task (spawned by the server). Each run asks the
 /// configured resolvers afresh (a resolver of its own, no cache: an
 /// operator who fixed a record sees it on the next run).
-pub async fn run(cfg: Rc<Config>, servers: Vec<std::net::SocketAddr>, sc: Rc<SelfCheck>) {
+/// `router` gives the router service's state line (`mapping::line`), so
+/// the relay's own run shows its port mappings without asking the router.
+pub async fn run(
+    cfg: Rc<Config>,
+    servers: Vec<std::net::SocketAddr>,
+    sc: Rc<SelfCheck>,
+    router: Box<dyn Fn() -> String>,
+) {
     if cfg.self_check_interval == 0 {
         // Only on demand: not even at start.
         let _ = sc.wake_rx.recv().await;
@@ -145,7 +152,7 @@ pub async fn run(cfg: Rc<Config>, servers: Vec<std::net::SocketAddr>, sc: Rc<Sel
         sc.started.set(Some(Instant::now()));
         let resolver = crate::dns::Resolver::new(servers.clone());
         let at = crate::clock::now_secs();
-        let checks = super::run(&cfg, &resolver, at).await;
+        let checks = super::run_with(&cfg, &resolver, at, Some(router())).await;
         let report = Report { at, checks };
         log::info!(
             "self-check: {} problem(s) in {} checks",

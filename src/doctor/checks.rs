@@ -286,6 +286,111 @@ pub async fn router(cfg: &Config) -> (Check, Option<std::net::Ipv4Addr>) {
     }
 }
 
+/// The router as the running relay reached it (its control socket).
+pub fn router_from_relay(
+    method: &str,
+    wan: Option<std::net::Ipv4Addr>,
+) -> (Check, Option<std::net::Ipv4Addr>) {
+    let wan_text = wan
+        .map(|w| format!("; WAN address {w}"))
+        .unwrap_or_default();
+    match method {
+        "PCP" | "NAT-PMP" | "UPnP-IGD" => (
+            Check::ok("router", format!("the relay maps ports by {method}{wan_text}")),
+            wan,
+        ),
+        // The first round is still under way (up to ~11 s after start).
+        "no answer from the router yet" | "not asked yet" => (
+            Check::unknown(
+                "router",
+                "the router has not answered yet (the relay just started)",
+                "run doctor again in a minute",
+            ),
+            wan,
+        ),
+        other => (
+            Check::problem(
+                "router",
+                format!("the relay got no port mapping from the router: {other}{wan_text}"),
+                "enable UPnP-IGD, NAT-PMP or PCP on the router, or forward the ports `chatrelay dns` lists by hand",
+            ),
+            wan,
+        ),
+    }
+}
+
+/// Which ports the router maps for the relay, from the running relay:
+/// mapped / refused (with the router's reason) / not tried, one line per
+/// port or per run of neighbouring ports in the same state (the TURN relay
+/// range).
+pub fn mapping(cfg: &Config, ports: Option<&[super::mapping::PortReport]>) -> Vec<Check> {
+    use super::mapping::PortState;
+    if !cfg.port_mapping {
+        return vec![Check::unknown(
+            "mapping",
+            "port_mapping is off: the relay maps no ports",
+            "forward the ports `chatrelay dns` lists by hand, or set port_mapping = auto",
+        )];
+    }
+    let Some(ports) = ports else {
+        return vec![Check::unknown(
+            "mapping",
+            "the relay is not running: which ports the router maps is not known",
+            "start the relay (chatrelay serve), then run doctor again",
+        )];
+    };
+    // Runs of neighbouring ports with the same state.
+    let mut runs: Vec<(&str, u16, u16, &PortState)> = Vec::new();
+    for p in ports {
+        // Mapped ports join a run only when they keep their own number.
+        let same = |s: &PortState, lo: u16| match (s, &p.state) {
+            (
+                PortState::Mapped { external: a, by: x },
+                PortState::Mapped { external: b, by: y },
+            ) => x == y && *a == lo && *b == p.port,
+            (a, b) => a == b,
+        };
+        match runs.last_mut() {
+            Some(r) if r.0 == p.proto && r.2.checked_add(1) == Some(p.port) && same(r.3, r.1) => {
+                r.2 = p.port
+            }
+            _ => runs.push((p.proto, p.port, p.port, &p.state)),
+        }
+    }
+    runs.into_iter()
+        .map(|(proto, lo, hi, state)| {
+            let what = match lo == hi {
+                true => format!("{proto} {lo}"),
+                false => format!("{proto} {lo}-{hi}"),
+            };
+            match state {
+                PortState::Mapped { external, by } if *external == lo => {
+                    Check::ok("mapping", format!("{what}: mapped by {by}"))
+                }
+                PortState::Mapped { external, by } => Check::problem(
+                    "mapping",
+                    format!("{what}: mapped by {by} from external port {external}, not {lo}"),
+                    format!("the router holds {proto} {lo} for another device: free it there (clients and servers use the standard port)"),
+                ),
+                PortState::Refused(why) => Check::problem(
+                    "mapping",
+                    format!("{what}: refused by the router ({why})"),
+                    if why.contains("718") || why.contains("CANNOT_PROVIDE_EXTERNAL") {
+                        "another device holds this port on the router: free it there, or forward it by hand"
+                    } else {
+                        "allow port mapping for this box on the router, or forward the port by hand"
+                    },
+                ),
+                PortState::NotTried => Check::unknown(
+                    "mapping",
+                    format!("{what}: not tried (the router did not answer)"),
+                    "enable UPnP-IGD, NAT-PMP or PCP on the router, or forward the port by hand",
+                ),
+            }
+        })
+        .collect()
+}
+
 /// The address the world reaches the relay at: the router's WAN address
 /// when it told us, and the domain's A/AAAA (or the IP literal).
 pub fn wan(cfg: &Config, published: &[IpAddr], router_wan: Option<std::net::Ipv4Addr>) -> Check {
@@ -383,5 +488,73 @@ pub fn privacy(cfg: &Config) -> Check {
             format!("unset: {}", missing.join(", ")),
             "set them in chatmail.ini: the privacy policy names who runs the relay",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::mapping::{PortReport, PortState};
+    use super::super::State;
+
+    fn cfg() -> crate::config::Config {
+        crate::config::Config::from_ini(
+            "[params]\nmail_domain = example.org\nport_mapping = auto\n",
+            None,
+        )
+        .unwrap()
+    }
+
+    fn p(proto: &'static str, port: u16, state: PortState) -> PortReport {
+        PortReport { proto, port, state }
+    }
+
+    #[test]
+    fn mapping_lines_group_runs_of_relay_ports() {
+        let m = |ext| PortState::Mapped {
+            external: ext,
+            by: "PCP",
+        };
+        let ports = vec![
+            p(
+                "TCP",
+                25,
+                PortState::Refused("718 ConflictInMappingEntry".into()),
+            ),
+            p("TCP", 993, m(993)),
+            p("TCP", 587, m(2587)),
+            p("UDP", 3478, PortState::NotTried),
+            p("UDP", 49152, m(49152)),
+            p("UDP", 49153, m(49153)),
+            p("UDP", 49154, m(49154)),
+            p("UDP", 49155, PortState::Refused("8 NO_RESOURCES".into())),
+            p("UDP", 49156, PortState::Refused("8 NO_RESOURCES".into())),
+        ];
+        let c = super::mapping(&cfg(), Some(&ports));
+        let lines: Vec<(State, &str)> = c.iter().map(|c| (c.state, c.detail.as_str())).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (
+                    State::Problem,
+                    "TCP 25: refused by the router (718 ConflictInMappingEntry)"
+                ),
+                (State::Ok, "TCP 993: mapped by PCP"),
+                (
+                    State::Problem,
+                    "TCP 587: mapped by PCP from external port 2587, not 587"
+                ),
+                (
+                    State::Unknown,
+                    "UDP 3478: not tried (the router did not answer)"
+                ),
+                (State::Ok, "UDP 49152-49154: mapped by PCP"),
+                (
+                    State::Problem,
+                    "UDP 49155-49156: refused by the router (8 NO_RESOURCES)"
+                ),
+            ]
+        );
+        assert!(c[0].todo.contains("another device holds this port"));
+        assert_eq!(super::mapping(&cfg(), None)[0].state, State::Unknown);
     }
 }

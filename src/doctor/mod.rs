@@ -8,6 +8,7 @@
 pub mod address;
 pub mod cache;
 mod checks;
+pub mod mapping;
 
 use crate::config::Config;
 use crate::dns::Resolver;
@@ -34,7 +35,8 @@ impl State {
 pub struct Check {
     /// Stable key: `clock`, `dns.a`, `dns.mx`, `dns.dkim`, `dns.spf`,
     /// `dns.dmarc`, `dns.mta-sts`, `dns.www`, `certificate`, `router`,
-    /// `wan`, `ports`, `privacy`.
+    /// `wan`, `mapping` (one per port, or per range of relay ports),
+    /// `ports`, `privacy`.
     pub id: &'static str,
     pub state: State,
     /// What was found.
@@ -79,13 +81,34 @@ impl Check {
 /// relay's event loop: lookups and connections are async with deadlines,
 /// file reads (DKIM key, certificate) run on the blocking pool.
 pub async fn run(cfg: &Config, resolver: &Resolver, now: i64) -> Vec<Check> {
+    run_with(cfg, resolver, now, None).await
+}
+
+/// [`run`] with the running relay's report of the router (its control
+/// socket's `router` line, [`mapping::line`]): then the router, WAN and
+/// per-port mapping checks show what the relay got from the router, and
+/// the router is not asked again.
+pub async fn run_with(
+    cfg: &Config,
+    resolver: &Resolver,
+    now: i64,
+    relay_report: Option<String>,
+) -> Vec<Check> {
     let mut out = vec![checks::clock(cfg, now)];
     let a = checks::dns(cfg, resolver, &mut out).await;
     let c = cfg.clone();
     out.push(blocking::unblock(move || checks::certificate(&c, now)).await);
-    let (router, router_wan) = checks::router(cfg).await;
+    let report = relay_report.as_deref().and_then(mapping::parse_line);
+    let (router, router_wan) = match &report {
+        Some((method, wan, _)) if cfg.port_mapping => checks::router_from_relay(method, *wan),
+        _ => checks::router(cfg).await,
+    };
     out.push(router);
     out.push(checks::wan(cfg, &a, router_wan));
+    out.extend(checks::mapping(
+        cfg,
+        report.as_ref().map(|r| r.2.as_slice()),
+    ));
     out.push(checks::ports(cfg).await);
     out.push(checks::privacy(cfg));
     out

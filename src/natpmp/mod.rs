@@ -1,25 +1,37 @@
 //! NAT-PMP (RFC 6886) messages: external address (§3.2) and mapping
 //! requests (§3.3), and their responses, without I/O; every reply is
 //! checked for version, opcode and length, anything else is an error, never
-//! a panic. [`transact`] sends one request over a connected non-blocking UDP
-//! socket with the §3.1 retransmission schedule. Used by the router service
-//! and by `chatrelay doctor`.
+//! a panic. Its successor PCP (RFC 6887, same UDP port 5351) is in [`pcp`].
+//! [`exchange`] sends one request over a connected non-blocking UDP socket
+//! with the §3.1 retransmission schedule. Used by the router service and by
+//! `chatrelay doctor`.
 
 pub mod gateway;
+pub mod pcp;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// RFC 6886 §3.1: first retransmission after 250 ms, doubling; we stop
-/// after 4 tries (3.75 s) instead of 9 (64 s).
+/// after 4 tries (3.75 s) instead of 9 (64 s). PCP uses the same schedule
+/// on the LAN (RFC 6887 §8.1.1 allows the client to give up earlier).
 const TRIES: u32 = 4;
 
-/// One request, retransmitted per RFC 6886 §3.1 until a reply parses;
-/// garbage and unrelated datagrams are skipped.
-pub async fn transact<T>(
+/// What a parser makes of one datagram.
+pub enum Step<T> {
+    /// The answer to the request (success or refusal).
+    Done(T),
+    /// Not an answer to this request (garbage, a late reply to another
+    /// request): keep listening; the text is kept for the final error.
+    Skip(String),
+}
+
+/// One request, retransmitted on the RFC 6886 §3.1 schedule until a reply
+/// is `Done`; `Err` when none came (the last skip reason, or "no answer").
+pub async fn exchange<T>(
     sock: &async_net::UdpSocket,
     req: &[u8],
-    parse: impl Fn(&[u8]) -> Result<T, Error>,
+    parse: impl Fn(&[u8]) -> Step<T>,
 ) -> Result<T, String> {
     let mut wait = Duration::from_millis(250);
     let mut last = "no answer".to_string();
@@ -30,9 +42,8 @@ pub async fn transact<T>(
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
             match crate::net::timeout(left, sock.recv(&mut buf)).await {
                 Some(Ok(n)) => match parse(&buf[..n]) {
-                    Ok(v) => return Ok(v),
-                    Err(Error::Refused(c)) => return Err(result_text(c)),
-                    Err(e) => last = e.to_string(),
+                    Step::Done(v) => return Ok(v),
+                    Step::Skip(why) => last = why,
                 },
                 Some(Err(e)) => last = e.to_string(),
                 None => break,
@@ -43,9 +54,28 @@ pub async fn transact<T>(
     Err(last)
 }
 
-/// A UDP socket connected to the router's NAT-PMP port.
-pub async fn connect(router: Ipv4Addr) -> Result<async_net::UdpSocket, String> {
-    let sock = async_net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+/// One NAT-PMP request: Ok(reply), or Err with the refusal or why none came.
+pub async fn transact<T>(
+    sock: &async_net::UdpSocket,
+    req: &[u8],
+    parse: impl Fn(&[u8]) -> Result<T, Error>,
+) -> Result<T, String> {
+    exchange(sock, req, |b| match parse(b) {
+        Ok(v) => Step::Done(Ok(v)),
+        Err(Error::Refused(c)) => Step::Done(Err(result_text(c))),
+        Err(e) => Step::Skip(e.to_string()),
+    })
+    .await?
+}
+
+/// A UDP socket connected to the router's NAT-PMP/PCP port, sent from
+/// `local` when given (the relay's listen address: the mappings' internal
+/// address is the packets' source, RFC 6886 §3.3, RFC 6887 §8.1).
+pub async fn connect(
+    router: Ipv4Addr,
+    local: Option<Ipv4Addr>,
+) -> Result<async_net::UdpSocket, String> {
+    let sock = async_net::UdpSocket::bind((local.unwrap_or(Ipv4Addr::UNSPECIFIED), 0))
         .await
         .map_err(|e| e.to_string())?;
     sock.connect(SocketAddr::from((router, PORT)))
@@ -56,7 +86,7 @@ pub async fn connect(router: Ipv4Addr) -> Result<async_net::UdpSocket, String> {
 
 /// The router's WAN address (§3.2): (epoch, address).
 pub async fn external_address(router: Ipv4Addr) -> Result<(u32, Ipv4Addr), String> {
-    let sock = connect(router).await?;
+    let sock = connect(router, None).await?;
     transact(&sock, &external_address_request(), parse_external_address).await
 }
 

@@ -84,7 +84,8 @@ pub fn listener(cfg: &Config) -> std::io::Result<async_net::unix::UnixListener> 
 
 /// The local control socket: one command line per connection, one reply line.
 /// `prune <days ahead> <dry 0|1>` runs the prune inside the server, so IDLE
-/// sessions see the expunges. `stats` prints the realtime counters.
+/// sessions see the expunges. `stats` prints the realtime counters,
+/// `router` the port mapping state (`chatrelay doctor`).
 pub async fn serve(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
     use futures_lite::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     loop {
@@ -145,6 +146,8 @@ pub async fn serve(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
             },
             // Counters of the realtime services (numbers only).
             ["stats"] => format!("ok {}", ctx.realtime.line()),
+            // The router's WAN address and each port's mapping (doctor).
+            ["router"] => format!("ok {}", ctx.router.line()),
             // The background self-check's cached result (never a new run).
             ["selfcheck"] => match ctx.selfcheck.last() {
                 Some(r) => format!("ok {}", r.encode()),

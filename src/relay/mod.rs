@@ -25,6 +25,7 @@ pub mod invite;
 pub mod limits;
 pub mod ratelimit;
 pub mod registration;
+pub mod router_state;
 pub mod stats;
 pub mod turn_secret;
 
@@ -80,6 +81,8 @@ pub struct Ctx {
     pub turn_secret: Option<String>,
     /// Counters of the realtime services (no keys, no addresses).
     pub realtime: stats::Realtime,
+    /// The router's WAN address and the port mappings (router service).
+    pub router: Rc<router_state::RouterState>,
     /// The background self-check's last result (`crate::doctor::cache`).
     pub selfcheck: Rc<crate::doctor::cache::SelfCheck>,
 }
@@ -160,6 +163,7 @@ impl Ctx {
             big_bodies: std::sync::Arc::new(async_lock::Semaphore::new(BIG_BODIES_AT_ONCE)),
             turn_secret,
             realtime: Default::default(),
+            router: Default::default(),
             selfcheck: Default::default(),
         };
         Ok((ctx, Queues { outbound, push }))

@@ -47,8 +47,27 @@ pub fn start(ex: &Rc<LocalExecutor<'static>>, ctx: &Ctx) -> Result<(), String> {
             "turn_allow_loopback_peers_for_tests is on: TURN relays to loopback and private peers"
         );
     }
-    ex.spawn(udp::run(ex.clone(), sock, turn, cfg.listen_address))
-        .detach();
+    // RFC 8656 §7.3: peers send to the relayed address, so behind a NAT it
+    // must be the public one (the router forwards the relay ports).
+    let external: udp::External = match cfg.turn_external_ip {
+        crate::config::TurnExternalIp::Fixed(ip) => {
+            log::info!("TURN: relayed addresses name {ip} (turn_external_ip)");
+            Box::new(move || Some(ip))
+        }
+        crate::config::TurnExternalIp::Off => Box::new(|| None),
+        crate::config::TurnExternalIp::Auto => {
+            let router = ctx.router.clone();
+            Box::new(move || router.public_wan())
+        }
+    };
+    ex.spawn(udp::run(
+        ex.clone(),
+        sock,
+        turn,
+        cfg.listen_address,
+        external,
+    ))
+    .detach();
     Ok(())
 }
 

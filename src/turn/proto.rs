@@ -43,7 +43,8 @@ impl Default for Limits {
 
 /// Relay sockets, as the socket loop provides them.
 pub trait Sockets {
-    /// Bind a relay socket on `port` for `client`; its address, or None.
+    /// Bind a relay socket on `port` for `client`; the relayed address to
+    /// hand out (the public one behind a NAT, `turn_external_ip`), or None.
     fn open(&mut self, port: u16, client: SocketAddr) -> Option<SocketAddr>;
     fn close(&mut self, port: u16);
 }

@@ -24,8 +24,14 @@ const BUF: usize = 4096;
 /// How often expired allocations are swept while any exist.
 const SWEEP: Duration = Duration::from_secs(10);
 
+/// The public address to name in XOR-RELAYED-ADDRESS instead of the local
+/// one (`turn_external_ip`), asked at each Allocate (the router's WAN
+/// address can change).
+pub type External = Box<dyn Fn() -> Option<Ipv4Addr>>;
+
 struct RelaySockets {
     bind_ip: Option<IpAddr>,
+    external: External,
     socks: HashMap<u16, (Rc<Async<UdpSocket>>, Option<Task<()>>)>,
     /// Opened during the last call, waiting for their receiving task.
     fresh: Vec<u16>,
@@ -47,7 +53,12 @@ impl Sockets for RelaySockets {
         let addr = s.get_ref().local_addr().ok()?;
         self.socks.insert(port, (Rc::new(s), None));
         self.fresh.push(port);
-        Some(addr)
+        // Behind a NAT: the WAN address, the same port (the router maps
+        // the relay ports one to one).
+        match (self.external)() {
+            Some(wan) if addr.is_ipv4() => Some(SocketAddr::new(IpAddr::V4(wan), addr.port())),
+            _ => Some(addr),
+        }
     }
 
     fn close(&mut self, port: u16) {
@@ -67,12 +78,14 @@ pub async fn run(
     listen: Async<UdpSocket>,
     turn: Turn,
     bind_ip: Option<IpAddr>,
+    external: External,
 ) {
     let listen = Rc::new(listen);
     let state = Rc::new(RefCell::new(State {
         turn,
         socks: RelaySockets {
             bind_ip,
+            external,
             socks: HashMap::new(),
             fresh: Vec::new(),
         },
