@@ -83,20 +83,7 @@ async fn send(
     .await
     .ok_or("TLS timeout")?
     .map_err(|e| format!("TLS: {e}"))?;
-    // RFC 9110 §7.2: Host carries the port when it is not the default.
-    let host_hdr = if addr.port() == 443 {
-        host.to_string()
-    } else {
-        format!("{host}:{}", addr.port())
-    };
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host_hdr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = request_head(method, path, host, addr.port(), headers, body.len());
     let io = async {
         tls.write_all(head.as_bytes()).await?;
         tls.write_all(body).await?;
@@ -258,6 +245,31 @@ pub fn parse_response(
     }
 }
 
+/// The head of a `Connection: close` request with a Content-Length.
+fn request_head(
+    method: &str,
+    path: &str,
+    host: &str,
+    port: u16,
+    headers: &[(&str, String)],
+    body_len: usize,
+) -> String {
+    // RFC 9110 §7.2: Host carries the port when it is not the default.
+    let host_hdr = if port == 443 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host_hdr}\r\nContent-Length: {body_len}\r\nConnection: close\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
 /// One request (`Connection: close`) and its whole response, at most `max`
 /// bytes, all within `limit`. `method` `HEAD` expects no body.
 #[allow(clippy::too_many_arguments)]
@@ -282,19 +294,7 @@ pub async fn exchange(
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS: {e}"))?;
-        let host_hdr = if addr.port() == 443 {
-            host.to_string()
-        } else {
-            format!("{host}:{}", addr.port())
-        };
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {host_hdr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
+        let head = request_head(method, path, host, addr.port(), headers, body.len());
         let e = |e: std::io::Error| e.to_string();
         tls.write_all(head.as_bytes()).await.map_err(e)?;
         tls.write_all(body).await.map_err(e)?;
