@@ -457,10 +457,12 @@ fn fuzz_findings() {
             check_incoming(&raw, ALICE, &bob).is_ok(),
             check_incoming(&raw, "", &bob).is_ok(),
             check_outgoing(&raw, ALICE, &bob).is_ok(),
+            // self-sent: where the Autocrypt Setup Message exemption applies
+            check_outgoing(&raw, ALICE, &[ALICE.to_string()]).is_ok(),
         ];
         assert!(t.elapsed().as_secs_f64() < 0.5, "{name}: {:?}", t.elapsed());
         if name.starts_with("refuse-") {
-            assert_eq!(results, [false; 3], "{name}");
+            assert_eq!(results, [false; 4], "{name}");
         }
     }
 }

@@ -329,6 +329,16 @@ impl Reader {
         default_type: &str,
     ) -> Result<Entity<'a>, Refusal> {
         let (mut fields, body) = self.header_block(s)?;
+        // A body part whose header block runs into the next delimiter with
+        // no empty line (RFC 2046 §5.1.1 allows it: `MIME-part-headers
+        // [CRLF *OCTET]`) is read by mail-parser as no part at all: a
+        // structure two readers disagree on is refused (found by the
+        // policy_mime_diff fuzz target).
+        if depth > 0 && !fields.is_empty() && body.is_empty() && !s.ends_with(self.eol) {
+            return Err(Refusal::Syntax(
+                "body part header block without its empty line",
+            ));
+        }
         for f in &mut fields {
             let trimmed = f.value.trim_ascii();
             if trimmed.len() != f.value.len() {
