@@ -50,18 +50,7 @@ fn state<'a>(page: &'a str, id: &str) -> &'a str {
 
 /// `2124-01-01T00:00:00Z` from Unix seconds (computed here, not by the relay).
 fn utc(t: i64) -> String {
-    let days = t.div_euclid(86400);
-    let s = t.rem_euclid(86400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d, s) = civil(t);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         s / 3600,

@@ -859,13 +859,11 @@ pub fn json_field(json: &str, key: &str) -> Option<String> {
 // ---------------------------------------------------------------- retention helpers
 
 /// IMAP date-time (`"07-Feb-1994 21:52:25 +0000"`, quoted) for unix seconds.
-pub fn imap_date(unix: i64) -> String {
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+/// Year, month, day and seconds of the day of Unix seconds (UTC), by Howard
+/// Hinnant's civil-from-days; computed in the tests, not by the relay.
+pub fn civil(unix: i64) -> (i64, i64, i64, i64) {
     let days = unix.div_euclid(86400);
     let secs = unix.rem_euclid(86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -875,6 +873,14 @@ pub fn imap_date(unix: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, secs)
+}
+
+pub fn imap_date(unix: i64) -> String {
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, m, d, secs) = civil(unix);
     format!(
         "\"{d:02}-{}-{y} {:02}:{:02}:{:02} +0000\"",
         MON[(m - 1) as usize],
