@@ -1,12 +1,15 @@
 //! TURN benchmark (issue 11). Run: `cargo bench --bench turn`.
 //!
 //! Starts the release `chatrelay` on 127.0.0.118 (TURN on UDP 3478, relay
-//! ports 49152–50279, quotas raised, loopback peers allowed) and prints
+//! ports 49152–50279, quotas raised, loopback peers allowed) and prints:
+//!
 //! 1. RSS growth per TURN allocation over 1,000 allocations (each from its
 //!    own client socket with its own REST user name, each with a permission
-//!    and a channel bound); 2. relayed throughput over loopback: ChannelData
-//!    of 1,200-byte payloads client → relay → peer, with at most 256 in
-//!    flight, for 5 s, then the same peer → relay → client.
+//!    and a channel bound);
+//! 2. relayed throughput over loopback: ChannelData of 1,200-byte payloads
+//!    client → relay → peer, with at most 256 in flight, for 5 s, then the
+//!    same peer → relay → client.
+//!
 //! Every loop is bounded by a count and a deadline; the server is killed
 //! on exit and on panic.
 

@@ -17,22 +17,6 @@ pub struct Response {
     pub body: String,
 }
 
-/// Head received and, if it has a Content-Length, the whole body too.
-fn response_complete(resp: &[u8]) -> bool {
-    let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&resp[..end]).to_ascii_lowercase();
-    match head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    {
-        Some(n) => resp.len() >= end + 4 + n,
-        None => false,
-    }
-}
-
 /// POST `body` to `https://<host><path>` at `addr`. `Err` is a connection,
 /// TLS or protocol failure (the request may or may not have arrived).
 pub async fn post(
@@ -59,6 +43,8 @@ pub async fn get(
     send(cfg, addr, host, "GET", path, headers, b"", limit).await
 }
 
+/// [`exchange`] for callers that want only the status and the body as
+/// text (trimmed), the response capped at [`MAX_RESPONSE`].
 #[allow(clippy::too_many_arguments)]
 async fn send(
     cfg: Arc<rustls::ClientConfig>,
@@ -70,59 +56,22 @@ async fn send(
     body: &[u8],
     limit: Duration,
 ) -> Result<Response, String> {
-    let tcp = timeout(limit, async_net::TcpStream::connect(addr))
-        .await
-        .ok_or("connect timeout")?
-        .map_err(|e| e.to_string())?;
-    let name =
-        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let mut tls = timeout(
+    let r = exchange(
+        cfg,
+        addr,
+        host,
+        method,
+        path,
+        headers,
+        body,
         limit,
-        futures_rustls::TlsConnector::from(cfg).connect(name, tcp),
+        MAX_RESPONSE,
     )
-    .await
-    .ok_or("TLS timeout")?
-    .map_err(|e| format!("TLS: {e}"))?;
-    let head = request_head(method, path, host, addr.port(), headers, body.len());
-    let io = async {
-        tls.write_all(head.as_bytes()).await?;
-        tls.write_all(body).await?;
-        tls.flush().await?;
-        let mut resp = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            // Stop at a complete response: a peer that closes without TLS
-            // close_notify must not turn a success into an error.
-            if response_complete(&resp) || resp.len() > MAX_RESPONSE {
-                break;
-            }
-            match tls.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => resp.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !resp.is_empty() => {
-                    break
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok::<_, std::io::Error>(resp)
-    };
-    let resp = timeout(limit, io)
-        .await
-        .ok_or("timeout")?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&resp);
-    let status: u16 = text
-        .strip_prefix("HTTP/1.1 ")
-        .or_else(|| text.strip_prefix("HTTP/1.0 "))
-        .and_then(|r| r.get(..3))
-        .and_then(|c| c.parse().ok())
-        .ok_or("malformed HTTP response")?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.trim().to_string())
-        .unwrap_or_default();
-    Ok(Response { status, body })
+    .await?;
+    Ok(Response {
+        status: r.status,
+        body: String::from_utf8_lossy(&r.body).trim().to_string(),
+    })
 }
 
 /// A whole response: status, header fields (names lower-cased), body.
@@ -366,15 +315,5 @@ mod tests {
         assert!(p(b"garbage\r\n\r\n", false).is_err());
         // Found by the fuzz target http_response: status 001 was accepted.
         assert!(p(b"HTTP/1.1 001 Created\r\nContent-Length: 0\r\n\r\n", false).is_err());
-    }
-
-    #[test]
-    fn responses() {
-        assert!(response_complete(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-        ));
-        assert!(!response_complete(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok"
-        ));
     }
 }

@@ -208,15 +208,7 @@ fn healthy_relay_shows_ok_and_its_certificate() {
 
     // Every record published before the relay's first self-check.
     let dkim = support::dkim_record(&dir.path().join("data"), "opendkim");
-    let mut z = Zone::default();
-    z.a(d, PUBLIC);
-    z.mx(d, 10, d);
-    z.txt(&format!("opendkim._domainkey.{d}"), &dkim);
-    z.txt(d, "v=spf1 a ~all");
-    z.txt(&format!("_dmarc.{d}"), "v=DMARC1;p=reject;adkim=s;aspf=s");
-    z.a(&format!("mta-sts.{d}"), PUBLIC);
-    z.a(&format!("www.{d}"), PUBLIC);
-    let dns = DnsServer::start("127.0.0.171", z);
+    let dns = DnsServer::start("127.0.0.171", Zone::relay(d, PUBLIC, d, &dkim));
     let r = Relay::start_in(
         171,
         dir,

@@ -108,7 +108,7 @@ fn other_session_expunges_or_deletes_selected_mailbox() {
     // must not crash the server (NO, empty, or the cached data are all fine).
     let f = a.cmd("FETCH 1:2 (FLAGS BODY.PEEK[])");
     assert!(!f.bad(), "{f:?}");
-    assert!(a.cmd("STORE 1:2 +FLAGS (\\Seen)").tagged.len() > 0);
+    assert!(!a.cmd("STORE 1:2 +FLAGS (\\Seen)").tagged.is_empty());
     let n = a.cmd("NOOP");
     assert!(n.ok() && n.has("EXPUNGE"), "{n:?}");
     // B deletes the mailbox A has selected.

@@ -123,7 +123,7 @@ async fn drain(s: &mut Stream, len: u64) {
 pub fn parse_head(head: &[u8]) -> Result<(Request, u64), (u16, &'static str)> {
     let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut hdrs);
-    match req.parse(&head) {
+    match req.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Err(httparse::Error::TooManyHeaders) => return Err((431, "too many headers")),
         _ => return Err((400, "malformed request")),

@@ -143,7 +143,7 @@ fn response_header(b: &[u8], op: u8, len: usize) -> Result<Header, Error> {
     if b.len() >= 4 && b[0] == 0 && b[1] >= 128 && u16::from_be_bytes([b[2], b[3]]) == 1 {
         return Err(Error::NatPmpOnly);
     }
-    if b.len() < 24 || b.len() > MAX_MESSAGE || b.len() % 4 != 0 {
+    if b.len() < 24 || b.len() > MAX_MESSAGE || !b.len().is_multiple_of(4) {
         return Err(Error::Malformed("size"));
     }
     if b[0] != VERSION {

@@ -13,24 +13,30 @@ use crate::relay::Ctx;
 /// no polling.
 pub async fn daily(ctx: Rc<Ctx>) {
     loop {
-        let now = crate::clock::now_secs();
-        match super::run(
-            &ctx.store,
-            Some(&ctx.writer),
-            Some(&ctx.hub),
-            &ctx.cfg,
-            now,
-            false,
-        )
-        .await
-        {
-            Ok(r) => log::info!("{r}"),
-            Err(e) => log::error!("prune failed: {e}"),
+        if let Err(e) = prune_now(&ctx, crate::clock::now_secs(), false).await {
+            log::error!("prune failed: {e}");
         }
         let (h, m) = ctx.cfg.prune_time;
         let wait = super::until_next(crate::clock::now_secs(), h, m);
         async_io::Timer::after(Duration::from_secs(wait.max(1) as u64)).await;
     }
+}
+
+/// One prune inside the server as if the time were `now`; the report is
+/// logged and returned.
+async fn prune_now(ctx: &Ctx, now: i64, dry: bool) -> Result<String, String> {
+    let r = super::run(
+        &ctx.store,
+        Some(&ctx.writer),
+        Some(&ctx.hub),
+        &ctx.cfg,
+        now,
+        dry,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    log::info!("{r}");
+    Ok(r.to_string())
 }
 
 /// `invite-new <uses> <seconds>`: `ok <id> <link>`.
@@ -111,20 +117,8 @@ pub async fn serve(ctx: Rc<Ctx>, l: async_net::unix::UnixListener) {
             ["prune", days, dry] => match days.parse::<i64>() {
                 Ok(d) => {
                     let now = crate::clock::now_secs() + d * 86400;
-                    match super::run(
-                        &ctx.store,
-                        Some(&ctx.writer),
-                        Some(&ctx.hub),
-                        &ctx.cfg,
-                        now,
-                        *dry == "1",
-                    )
-                    .await
-                    {
-                        Ok(r) => {
-                            log::info!("{r}");
-                            format!("ok {r}")
-                        }
+                    match prune_now(&ctx, now, *dry == "1").await {
+                        Ok(r) => format!("ok {r}"),
                         Err(e) => format!("error {e}"),
                     }
                 }

@@ -89,7 +89,7 @@ impl<'a> Message<'a> {
         }
         let t = u16::from_be_bytes([raw[0], raw[1]]);
         let len = u16::from_be_bytes([raw[2], raw[3]]) as usize;
-        if len % 4 != 0 || HEADER + len != raw.len() {
+        if !len.is_multiple_of(4) || HEADER + len != raw.len() {
             return Err(ParseError::Truncated);
         }
         let (method, class) = decode_type(t);
@@ -247,7 +247,7 @@ impl Builder {
         self.buf.extend_from_slice(&t.to_be_bytes());
         self.buf.extend_from_slice(&(v.len() as u16).to_be_bytes());
         self.buf.extend_from_slice(v);
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
         self.set_len(0);

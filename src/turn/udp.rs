@@ -29,10 +29,14 @@ const SWEEP: Duration = Duration::from_secs(10);
 /// address can change).
 pub type External = Box<dyn Fn() -> Option<Ipv4Addr>>;
 
+/// One relay port's socket and the task receiving on it (none until the
+/// task is started).
+type RelaySocket = (Rc<Async<UdpSocket>>, Option<Task<()>>);
+
 struct RelaySockets {
     bind_ip: Option<IpAddr>,
     external: External,
-    socks: HashMap<u16, (Rc<Async<UdpSocket>>, Option<Task<()>>)>,
+    socks: HashMap<u16, RelaySocket>,
     /// Opened during the last call, waiting for their receiving task.
     fresh: Vec<u16>,
 }

@@ -354,6 +354,26 @@ impl Zone {
         }
         self.add(name, TXT, v);
     }
+    pub fn remove(&mut self, name: &str, rtype: u16) {
+        self.recs.remove(&(name.to_ascii_lowercase(), rtype));
+    }
+    /// Every record `chatrelay dns` asks a relay for `domain` to publish
+    /// (spec §10): A (at `ip`, also for `mta-sts.` and `www.`), MX at `mx`,
+    /// the DKIM key `dkim` (the TXT value), SPF and a strict DMARC policy.
+    pub fn relay(domain: &str, ip: &str, mx: &str, dkim: &str) -> Zone {
+        let mut z = Zone::default();
+        z.a(domain, ip);
+        z.mx(domain, 10, mx);
+        z.txt(&format!("opendkim._domainkey.{domain}"), dkim);
+        z.txt(domain, "v=spf1 a ~all");
+        z.txt(
+            &format!("_dmarc.{domain}"),
+            "v=DMARC1;p=reject;adkim=s;aspf=s",
+        );
+        z.a(&format!("mta-sts.{domain}"), ip);
+        z.a(&format!("www.{domain}"), ip);
+        z
+    }
     fn exists(&self, name: &str) -> bool {
         self.recs.keys().any(|(n, _)| n == name)
     }

@@ -95,7 +95,7 @@ pub fn encode(
         m.extend_from_slice(&t.to_be_bytes());
         m.extend_from_slice(&(v.len() as u16).to_be_bytes());
         m.extend_from_slice(v);
-        while m.len() % 4 != 0 {
+        while !m.len().is_multiple_of(4) {
             m.push(0);
         }
         let l = (m.len() - 20) as u16;
@@ -304,7 +304,7 @@ impl Client {
         let mut m = ch.to_be_bytes().to_vec();
         m.extend_from_slice(&(data.len() as u16).to_be_bytes());
         m.extend_from_slice(data);
-        while m.len() % 4 != 0 {
+        while !m.len().is_multiple_of(4) {
             m.push(0);
         }
         self.send_raw(&m);

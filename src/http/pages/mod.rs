@@ -34,11 +34,11 @@ pub fn human_bytes(n: u64) -> String {
 
 /// `2 days`, `5 hours`, `90 minutes`, `30 seconds`.
 pub fn human_duration(secs: u64) -> String {
-    let (n, unit) = if secs % 86400 == 0 && secs > 0 {
+    let (n, unit) = if secs.is_multiple_of(86400) && secs > 0 {
         (secs / 86400, "day")
-    } else if secs % 3600 == 0 && secs > 0 {
+    } else if secs.is_multiple_of(3600) && secs > 0 {
         (secs / 3600, "hour")
-    } else if secs % 60 == 0 && secs > 0 {
+    } else if secs.is_multiple_of(60) && secs > 0 {
         (secs / 60, "minute")
     } else {
         (secs, "second")
