@@ -551,3 +551,90 @@ fn endless_data_lines_are_not_buffered() {
         "peak RSS grew {growth} KiB for {SESSIONS} sessions"
     );
 }
+
+// ------------------------------------------------------------ pipelines
+
+/// Pipelined tiny commands: 8 bytes each, so 64 KiB of them were 8,000
+/// commands between two yields and the honest session waited for all of
+/// them (over a second in a debug build). Each command now counts against
+/// the session's budget, so it yields every 64 commands.
+#[test]
+fn pipelined_noop_flood_shares_the_thread() {
+    let mut r = Relay::start(153);
+    under_attack(&mut r, "pipelined NOOP flood", |r| {
+        let mut c = r.login("flooder1x");
+        const N: usize = 20_000;
+        let mut flood = Vec::with_capacity(N * 12);
+        for i in 0..N {
+            flood.extend_from_slice(format!("f{i} NOOP\r\n").as_bytes());
+        }
+        let t = Instant::now();
+        c.send_raw(&flood);
+        let last = c.read_until_tagged(&format!("f{}", N - 1));
+        println!("pipelined NOOP flood: {N} answered in {:?}", t.elapsed());
+        assert!(last.ok(), "{last:?}");
+        // Every earlier tag got its own OK, in order.
+        assert_eq!(last.untagged.len(), N - 1);
+        assert!(last
+            .untagged
+            .iter()
+            .enumerate()
+            .all(|(i, l)| l.starts_with(format!("f{i} OK").as_bytes())));
+    });
+}
+
+// ------------------------------------------------------------ compression
+
+/// COMPRESS=DEFLATE (RFC 4978) lets a few KiB on the wire inflate to
+/// hundreds of MiB: a line without end, and a flood of commands whose
+/// answers are never read. Inflated bytes count like plain ones (line
+/// limit, the 64 KiB yield), so neither buffers the flood nor keeps the
+/// thread, and each attacker gets its answer within seconds.
+#[test]
+fn deflate_bombs_are_bounded() {
+    let mut r = Relay::start_with(151, "imap_compress = true");
+    under_attack(&mut r, "deflate bombs", |r| {
+        // 256 MiB of one byte without a line end: about 250 KiB sent.
+        let mut z = common::deflate::Deflated::login(r, "bomber001");
+        let chunk = vec![b'a'; 1 << 20];
+        let t = Instant::now();
+        let mut sent = 0;
+        for _ in 0..256 {
+            if z.try_send(&chunk).is_err() {
+                break; // the relay has already refused and closed
+            }
+            sent += 1;
+        }
+        let reply = timed("endless inflated line", || z.first_line());
+        println!(
+            "deflate bombs: {sent} MiB of one line inflated, answered {:?} after {:?}",
+            reply.trim_end(),
+            t.elapsed()
+        );
+        // `* BYE` is sent, but the close with unread input resets the
+        // connection, so the BYE may be lost: a closed connection is the
+        // refusal too. What matters is that it comes early.
+        assert!(
+            reply.is_empty() || reply.starts_with("* BYE"),
+            "endless line: {reply:?}"
+        );
+        assert!(sent < 64, "{sent} MiB inflated before the relay refused");
+
+        // 1,000,000 pipelined NOOPs (8 MB inflated, a few KiB sent) whose
+        // answers are not read while they are sent.
+        let mut z = common::deflate::Deflated::login(r, "bomber002");
+        let t = Instant::now();
+        let _ = z.try_send(&b"x NOOP\r\n".repeat(1_000_000));
+        let (bytes, last) = z.drain(Duration::from_secs(20));
+        println!(
+            "deflate bombs: pipelined NOOPs: {bytes} bytes of answers, the last {last:?}, after {:?}",
+            t.elapsed()
+        );
+        assert_eq!(last, "* BYE compressed input inflates too far");
+        assert!(
+            t.elapsed() < ANSWER_WITHIN,
+            "NOOP flood ran {:?}",
+            t.elapsed()
+        );
+    });
+}

@@ -4,83 +4,13 @@ mod common;
 
 use std::io::{Read, Write};
 
+use common::deflate::{read_line_plain, Deflated};
 use common::*;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
-
-fn read_line_plain(s: &mut Box<dyn ReadWrite>) -> String {
-    let mut out = Vec::new();
-    let mut b = [0u8; 1];
-    while !out.ends_with(b"\r\n") {
-        if s.read(&mut b).unwrap_or(0) == 0 {
-            break;
-        }
-        out.push(b[0]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-struct Z {
-    s: Box<dyn ReadWrite>,
-    c: Compress,
-    d: Decompress,
-    pending: Vec<u8>,
-}
-
-impl Z {
-    fn send(&mut self, data: &[u8]) {
-        let mut out = Vec::with_capacity(data.len() + 64);
-        self.c
-            .compress_vec(data, &mut out, FlushCompress::Sync)
-            .unwrap();
-        self.s.write_all(&out).unwrap();
-        self.s.flush().unwrap();
-    }
-    /// Decompressed text up to and including the line starting with `tag `.
-    fn until_tag(&mut self, tag: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let text = String::from_utf8_lossy(&self.pending).into_owned();
-            if text
-                .split("\r\n")
-                .any(|l| l.starts_with(&format!("{tag} ")))
-            {
-                self.pending.clear();
-                return text;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no tagged reply: {text:?}"
-            );
-            let mut buf = [0u8; 16384];
-            let n = self.s.read(&mut buf).expect("read");
-            assert!(n > 0, "connection closed: {text:?}");
-            let mut out = Vec::with_capacity(65536);
-            self.d
-                .decompress_vec(&buf[..n], &mut out, FlushDecompress::Sync)
-                .unwrap();
-            self.pending.extend_from_slice(&out);
-        }
-    }
-}
 
 #[test]
 fn deflate_round_trip_when_enabled() {
     let mut r = Relay::start_with(186, "imap_compress = true");
-    let mut s = tls_connect(r.sock(993), &[]);
-    let greet = read_line_plain(&mut s);
-    assert!(greet.contains("COMPRESS=DEFLATE"), "{greet}");
-    let user = r.addr("compress1");
-    s.write_all(format!("a LOGIN {user} {PASSWORD}\r\n").as_bytes())
-        .unwrap();
-    assert!(read_line_plain(&mut s).starts_with("a OK"));
-    s.write_all(b"b COMPRESS DEFLATE\r\n").unwrap();
-    assert_eq!(read_line_plain(&mut s), "b OK DEFLATE active\r\n");
-    let mut z = Z {
-        s,
-        c: Compress::new(Compression::default(), false),
-        d: Decompress::new(false),
-        pending: Vec::new(),
-    };
+    let mut z = Deflated::login(&r, "compress1");
     z.send(b"c CAPABILITY\r\n");
     let caps = z.until_tag("c");
     assert!(

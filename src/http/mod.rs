@@ -176,7 +176,10 @@ async fn read_request(s: &mut Stream, ctx: &Ctx) -> Result<Request, ReadError> {
             Ok(crate::net::Line::Ok(l)) => {
                 if l.is_empty() {
                     if head.is_empty() {
-                        continue; // tolerate leading empty lines (RFC 9112 §2.2)
+                        // Tolerate leading empty lines (RFC 9112 §2.2),
+                        // each counted like a request against the budget.
+                        s.command_done().await;
+                        continue;
                     }
                     break;
                 }
@@ -235,6 +238,7 @@ async fn read_request(s: &mut Stream, ctx: &Ctx) -> Result<Request, ReadError> {
 /// answers the upgrade; bytes after the request head stay buffered.
 pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool, lan: bool) -> Option<Stream> {
     for _ in 0..MAX_REQUESTS_PER_CONN {
+        s.command_done().await;
         s.set_deadline(IDLE);
         let req = match read_request(&mut s, &ctx).await {
             Err(ReadError::Closed) => return None,

@@ -112,6 +112,7 @@ impl Session {
         let idle = Duration::from_secs(self.ctx.cfg.imap_idle_timeout.max(60));
         let mut errors = 0u32;
         for _ in 0..MAX_COMMANDS {
+            self.s.command_done().await;
             self.s.set_deadline(if self.user.is_none() {
                 PRELOGIN_IDLE
             } else {
@@ -123,6 +124,12 @@ impl Session {
                         .s
                         .send(b"* BYE Autologout; idle for too long\r\n")
                         .await;
+                    return Ok(());
+                }
+                // A COMPRESS bomb (net::deflate) or a broken stream.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    log::info!("IMAP connection closed: {e}");
+                    let _ = self.s.send(format!("* BYE {e}\r\n").as_bytes()).await;
                     return Ok(());
                 }
                 r => r?,

@@ -32,28 +32,8 @@ pub enum Conn {
     Closed,
 }
 
-/// Raw DEFLATE both ways (RFC 4978 §4); `flush` does a sync flush so every
-/// response leaves at once.
-pub struct Deflate {
-    rd: async_compression::futures::bufread::DeflateDecoder<
-        futures_lite::io::BufReader<futures_lite::io::ReadHalf<Conn>>,
-    >,
-    wr: async_compression::futures::write::DeflateEncoder<futures_lite::io::WriteHalf<Conn>>,
-}
-
-impl Deflate {
-    pub fn new(inner: Conn) -> Deflate {
-        let (r, w) = futures_lite::io::split(inner);
-        let mut rd = async_compression::futures::bufread::DeflateDecoder::new(
-            futures_lite::io::BufReader::new(r),
-        );
-        rd.multiple_members(true);
-        Deflate {
-            rd,
-            wr: async_compression::futures::write::DeflateEncoder::new(w),
-        }
-    }
-}
+pub mod deflate;
+pub use deflate::Deflate;
 
 impl Conn {
     pub fn is_tls(&self) -> bool {
@@ -70,7 +50,7 @@ impl AsyncRead for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Conn::Deflate(d) => Pin::new(&mut d.rd).poll_read(cx, buf),
+            Conn::Deflate(d) => d.poll_read(cx, buf),
             Conn::Closed => Poll::Ready(Ok(0)),
         }
     }
@@ -85,7 +65,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Conn::Deflate(d) => Pin::new(&mut d.wr).poll_write(cx, buf),
+            Conn::Deflate(d) => d.writer().poll_write(cx, buf),
             Conn::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
@@ -93,7 +73,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_flush(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Conn::Deflate(d) => Pin::new(&mut d.wr).poll_flush(cx),
+            Conn::Deflate(d) => d.writer().poll_flush(cx),
             Conn::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
@@ -101,7 +81,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_close(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
-            Conn::Deflate(d) => Pin::new(&mut d.wr).poll_close(cx),
+            Conn::Deflate(d) => d.writer().poll_close(cx),
             Conn::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
@@ -145,6 +125,10 @@ fn timed_out() -> io::Error {
 
 /// A session reading this much without waiting yields to the others.
 const YIELD_EVERY: usize = 64 * 1024;
+/// What one command costs against that budget beyond its bytes: a pipeline
+/// of tiny commands (`a NOOP` is 8 bytes) costs the thread far more than
+/// its size, so a session yields after at most 64 commands.
+const COMMAND_COST: usize = 1024;
 /// Line reads use a small stack buffer: an idle session waits inside this
 /// read, and the buffer is part of its future (memory per idle session).
 const LINE_CHUNK: usize = 512;
@@ -192,6 +176,16 @@ impl Stream {
         .await?;
         *since_yield += n;
         Ok(n)
+    }
+
+    /// Call once per command (or request) handled: yields to the other
+    /// sessions when this one has used its budget ([`COMMAND_COST`]).
+    pub async fn command_done(&mut self) {
+        self.read_since_yield += COMMAND_COST;
+        if self.read_since_yield >= YIELD_EVERY {
+            self.read_since_yield = 0;
+            futures_lite::future::yield_now().await;
+        }
     }
 
     /// Take the connection out (for STARTTLS), leaving `Closed`.

@@ -83,6 +83,7 @@ impl Smtp {
 
     async fn serve(&mut self) -> std::io::Result<()> {
         loop {
+            self.s.command_done().await;
             // PIPELINING (RFC 2920): flush only when the client waits for us.
             if self.s.buffered() == 0 {
                 self.s.flush().await?;

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 /// Only a guard against hangs: debug-build Argon2 takes ~0.5 s per hash and
 /// parallel tests contend for the CPU.
+pub mod deflate;
+
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const PASSWORD: &str = "password123";
