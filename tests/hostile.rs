@@ -552,6 +552,47 @@ fn endless_data_lines_are_not_buffered() {
     );
 }
 
+// ------------------------------------------------------------ index records
+
+/// `STORE +FLAGS` with new keywords each time: without a bound one index
+/// record grows with every command, and every later STORE rewrites it and
+/// every FETCH renders it. A message keeps at most 64 keywords of at most
+/// 100 bytes; a longer keyword gets `NO [LIMIT]`.
+#[test]
+fn keywords_per_message_are_bounded() {
+    let mut r = Relay::start(154);
+    under_attack(&mut r, "keyword growth", |r| {
+        let mut c = r.login("keyword01");
+        let own = r.addr("keyword01");
+        let m = common::msg("kw", "x");
+        let resp = c.cmd_literal("APPEND INBOX", &m);
+        assert!(resp.ok(), "{resp:?} ({own})");
+        c.select("INBOX");
+        for round in 0..200 {
+            let kws: Vec<String> = (0..64)
+                .map(|i| format!("k{round}x{i}{}", "y".repeat(90)))
+                .collect();
+            let resp = timed("STORE +FLAGS", || {
+                c.cmd(&format!("STORE 1 +FLAGS.SILENT ({})", kws.join(" ")))
+            });
+            assert!(resp.ok(), "{resp:?}");
+        }
+        let f = c.cmd("FETCH 1 FLAGS");
+        let line = String::from_utf8_lossy(&f.untagged[0]).into_owned();
+        let kept = line.matches(" k").count() + line.matches("(k").count();
+        println!(
+            "keyword growth: {kept} keywords kept, FETCH line {} bytes",
+            line.len()
+        );
+        assert!(kept <= 64, "{kept} keywords on one message");
+        let long = "z".repeat(101);
+        let resp = c.cmd(&format!("STORE 1 +FLAGS ({long})"));
+        assert!(resp.tagged.contains("NO [LIMIT]"), "{resp:?}");
+        let resp = c.cmd_literal(&format!("APPEND INBOX ({long})"), &m);
+        assert!(resp.tagged.contains("NO [LIMIT]"), "{resp:?}");
+    });
+}
+
 // ------------------------------------------------------------ pipelines
 
 /// Pipelined tiny commands: 8 bytes each, so 64 KiB of them were 8,000

@@ -4,11 +4,20 @@
 use super::session::{Selected, Session};
 use super::types::{Flag, StatusItem};
 use super::wire::astring;
-use crate::store::{flag, Flags, StoreError};
+use crate::store::{flag, Flags, StoreError, MAX_KEYWORDS, MAX_KEYWORD_LEN};
 
 /// Hierarchy delimiter.
 pub const DELIM: char = '.';
 
+/// Whether a keyword is longer than the store keeps ([`MAX_KEYWORD_LEN`]):
+/// the command gets `NO [LIMIT]`.
+pub fn keyword_too_long(flags: &[Flag]) -> bool {
+    flags
+        .iter()
+        .any(|f| matches!(f, Flag::Keyword(k) if k.len() > MAX_KEYWORD_LEN))
+}
+
+/// System flag bits and at most [`MAX_KEYWORDS`] distinct keywords.
 pub fn flag_bits(flags: &[Flag]) -> (u8, Vec<String>) {
     let mut bits = 0;
     let mut kw = Vec::new();
@@ -21,7 +30,8 @@ pub fn flag_bits(flags: &[Flag]) -> (u8, Vec<String>) {
             Flag::Draft => bits |= flag::DRAFT,
             Flag::Recent => {}
             Flag::Keyword(k) => {
-                if !kw.iter().any(|x: &String| x.eq_ignore_ascii_case(k)) && kw.len() < 64 {
+                if !kw.iter().any(|x: &String| x.eq_ignore_ascii_case(k)) && kw.len() < MAX_KEYWORDS
+                {
                     kw.push(k.clone())
                 }
             }
@@ -441,6 +451,9 @@ impl Session {
             Ok(None) => return self.no(tag, "[TRYCREATE] Mailbox does not exist"),
             Err(e) => return self.store_err(tag, e),
         };
+        if keyword_too_long(flags) {
+            return self.no(tag, "[LIMIT] Keyword too long");
+        }
         let (bits, keywords) = flag_bits(flags);
         let f = Flags { bits, keywords };
         let when = date.unwrap_or_else(crate::clock::now_secs);

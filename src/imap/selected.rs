@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::mailbox::{flag_bits, render_flags};
+use super::mailbox::{flag_bits, keyword_too_long, render_flags};
 use super::parser::CommandBody;
 use super::session::Session;
 use super::types::{SeqSet, StoreOp};
@@ -235,6 +235,9 @@ impl Session {
             Ok(t) => t,
             Err(e) => return self.bad(tag, &e),
         };
+        if keyword_too_long(flags) {
+            return self.no(tag, "[LIMIT] Keyword too long");
+        }
         let (bits, kw) = flag_bits(flags);
         let op = match op {
             StoreOp::Replace => FlagOp::Replace,

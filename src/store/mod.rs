@@ -209,6 +209,14 @@ pub mod flag {
     pub const DRAFT: u8 = 16;
 }
 
+/// Most keywords one message keeps (RFC 9051 §2.3.2 lets a server refuse
+/// more); without a bound, each `STORE +FLAGS` could grow one index record
+/// that every later STORE rewrites and every FETCH renders.
+pub const MAX_KEYWORDS: usize = 64;
+/// Longest keyword accepted, in bytes (Dovecot's default is 50; clients
+/// use short names such as `$MDNSent`).
+pub const MAX_KEYWORD_LEN: usize = 100;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
     pub bits: u8,
@@ -1063,11 +1071,14 @@ impl Store {
                 match op {
                     FlagOp::Replace => {
                         m.flags.bits = bits;
-                        m.flags.keywords = keywords.to_vec();
+                        m.flags.keywords = keywords.iter().take(MAX_KEYWORDS).cloned().collect();
                     }
                     FlagOp::Add => {
                         m.flags.bits |= bits;
                         for k in keywords {
+                            if m.flags.keywords.len() >= MAX_KEYWORDS {
+                                break;
+                            }
                             if !m.flags.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
                                 m.flags.keywords.push(k.clone());
                             }
