@@ -552,6 +552,59 @@ fn endless_data_lines_are_not_buffered() {
     );
 }
 
+/// Many sequence-set keys in one SEARCH on a big mailbox: each key used
+/// to become a list of the matching UIDs (999 × `1:*` on 16,384 messages:
+/// 64 MB). Now each key is the ranges it was sent as, and more than 1000
+/// keys get `NO [LIMIT]`.
+#[test]
+fn search_with_many_set_keys() {
+    let mut r = Relay::start(155);
+    let mut c = r.login("setkeys01");
+    let resp = c.cmd_literal("APPEND INBOX", &common::msg("s", "x"));
+    assert!(resp.ok(), "{resp:?}");
+    c.select("INBOX");
+    // 1 → 16,384 messages by doubling.
+    for _ in 0..14 {
+        let resp = c.cmd("COPY 1:* INBOX");
+        assert!(resp.ok(), "{resp:?}");
+        // The copies join this session's view at the next NOOP.
+        assert!(c.cmd("NOOP").ok());
+    }
+    let resp = c.cmd("NOOP");
+    assert!(resp.ok());
+    drop(c);
+    let (rss0, _) = r.rss_kib();
+    under_attack(&mut r, "search set keys", |r| {
+        let mut c = r.login("setkeys01");
+        let sel = c.select("INBOX");
+        assert!(
+            sel.untagged.iter().any(|l| l == b"* 16384 EXISTS"),
+            "{sel:?}"
+        );
+        let keys = vec!["1:*"; 999].join(" ");
+        for cmd in [
+            format!("SEARCH {keys}"),
+            format!("UID SEARCH UID {}", vec!["1:*"; 998].join(" UID ")),
+        ] {
+            let resp = timed("SEARCH with 999 set keys", || c.cmd(&cmd));
+            assert!(resp.ok(), "{resp:?}");
+            let hits = String::from_utf8_lossy(&resp.untagged[0])
+                .split(' ')
+                .count()
+                - 2;
+            assert_eq!(hits, 16384);
+        }
+        let resp = timed("SEARCH with 1001 keys", || {
+            c.cmd(&format!("SEARCH {}", vec!["1:*"; 1001].join(" ")))
+        });
+        assert!(resp.tagged.contains("NO [LIMIT]"), "{resp:?}");
+    });
+    let (_, hwm) = r.rss_kib();
+    let growth = hwm.saturating_sub(rss0);
+    println!("search set keys: peak {growth} KiB above the start");
+    assert!(growth < 16 * 1024, "peak RSS grew {growth} KiB");
+}
+
 // ------------------------------------------------------------ index records
 
 /// `STORE +FLAGS` with new keywords each time: without a bound one index

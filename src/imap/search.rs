@@ -82,22 +82,39 @@ fn content_needles<'a>(k: &'a SearchKey, out: &mut Vec<&'a str>) {
     }
 }
 
-/// Replace every `UID set` / sequence-set key by the sorted UIDs of the
-/// selected messages it matches (merged ranges: linear in the mailbox).
+/// Most search keys (every node of the tree: `ALL`, `NOT`, each set …) in
+/// one SEARCH: each is evaluated for every message.
+pub const MAX_SEARCH_KEYS: usize = 1000;
+
+fn count_keys(k: &SearchKey) -> usize {
+    use SearchKey::*;
+    1 + match k {
+        Not(k) => count_keys(k),
+        Or(a, b) => count_keys(a) + count_keys(b),
+        And(v) => v.iter().map(count_keys).sum(),
+        _ => 0,
+    }
+}
+
+/// Replace every `UID set` / sequence-set key by the UID ranges it covers
+/// in the selected view `uids` (sorted): the set's merged ranges, each
+/// sequence range mapped to the UIDs at its ends. Costs O(r log r) for r
+/// ranges sent, whatever the mailbox's size.
 fn resolve_sets(k: &mut SearchKey, uids: &[u32]) {
     use SearchKey::*;
     match k {
-        Uid(set) => *k = InUids(set.matching(uids)),
+        // `*` is the highest UID in the mailbox (RFC 9051 §6.4.9).
+        Uid(set) => *k = InUidRanges(set.merged(uids.last().copied().unwrap_or(0))),
         Seq(set) => {
             let n = uids.len() as u32;
             let mut v = Vec::new();
             for (lo, hi) in set.merged(n) {
                 let (lo, hi) = (lo.max(1), hi.min(n));
                 if lo <= hi {
-                    v.extend_from_slice(&uids[lo as usize - 1..hi as usize]);
+                    v.push((uids[lo as usize - 1], uids[hi as usize - 1]));
                 }
             }
-            *k = InUids(v);
+            *k = InUidRanges(v);
         }
         Not(k) => resolve_sets(k, uids),
         Or(a, b) => {
@@ -107,6 +124,12 @@ fn resolve_sets(k: &mut SearchKey, uids: &[u32]) {
         And(v) => v.iter_mut().for_each(|k| resolve_sets(k, uids)),
         _ => {}
     }
+}
+
+/// Whether `uid` is in the sorted, disjoint inclusive ranges `v`.
+fn in_ranges(v: &[(u32, u32)], uid: u32) -> bool {
+    let i = v.partition_point(|&(_, hi)| hi < uid);
+    v.get(i).is_some_and(|&(lo, _)| lo <= uid)
 }
 
 fn header_value(raw: &[u8], name: &str) -> Vec<u8> {
@@ -179,7 +202,7 @@ fn matches(k: &SearchKey, it: &Item) -> bool {
         Smaller(n) => it.m.size < *n,
         Uid(set) => set.contains(it.m.uid, it.max_uid),
         Seq(set) => set.contains(it.seq, it.max_seq),
-        InUids(v) => v.binary_search(&it.m.uid).is_ok(),
+        InUidRanges(v) => in_ranges(v, it.m.uid),
         Not(k) => !matches(k, it),
         Or(a, b) => matches(a, it) || matches(b, it),
         And(v) => v.iter().all(|k| matches(k, it)),
@@ -202,6 +225,9 @@ impl Session {
         }
         if needles.iter().any(|n| n.len() > MAX_NEEDLE) {
             return self.no(tag, "[LIMIT] Search string too long");
+        }
+        if count_keys(&key) > MAX_SEARCH_KEYS {
+            return self.no(tag, "[LIMIT] Too many criteria in one SEARCH");
         }
         let sel = self.sel.as_ref().expect("selected");
         let msgs = match self.ctx.store.messages(sel.mb.id) {
@@ -280,5 +306,64 @@ impl Session {
         }
         self.sync_selected(uid);
         self.ok(tag, "Search completed.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::parser::{parse_command, CommandBody};
+
+    fn key(cmd: &str) -> SearchKey {
+        match parse_command(format!("a SEARCH {cmd}").as_bytes())
+            .unwrap()
+            .body
+        {
+            CommandBody::Search { key, .. } => key,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn sets_become_uid_ranges_not_uid_lists() {
+        let view = [3, 5, 9, 10, 11, 20];
+        // Sequence numbers 2:4 are UIDs 5, 9, 10; 6 (and `*`) is UID 20.
+        let mut k = key("2:4,6");
+        resolve_sets(&mut k, &view);
+        let SearchKey::InUidRanges(r) = &k else {
+            panic!("{k:?}")
+        };
+        assert_eq!(r, &[(5, 10), (20, 20)]);
+        for (uid, hit) in [
+            (3, false),
+            (5, true),
+            (9, true),
+            (10, true),
+            (11, false),
+            (20, true),
+        ] {
+            assert_eq!(in_ranges(r, uid), hit, "uid {uid}");
+        }
+        // A thousand copies of `1:*` are one range.
+        let mut k = key(&format!("UID {}", vec!["1:*"; 1000].join(",")));
+        resolve_sets(&mut k, &view);
+        assert!(
+            matches!(&k, SearchKey::InUidRanges(r) if r == &[(1, 20)]),
+            "{k:?}"
+        );
+        // `UID 30:*` covers the last message (`*` is 20).
+        let mut k = key("UID 30:*");
+        resolve_sets(&mut k, &view);
+        let SearchKey::InUidRanges(r) = &k else {
+            panic!("{k:?}")
+        };
+        assert!(in_ranges(r, 20) && !in_ranges(r, 11));
+    }
+
+    #[test]
+    fn every_node_counts() {
+        assert_eq!(count_keys(&key("ALL")), 1);
+        assert_eq!(count_keys(&key("NOT SEEN")), 2);
+        assert_eq!(count_keys(&key("OR SEEN (FLAGGED 1:3)")), 5);
     }
 }

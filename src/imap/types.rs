@@ -409,10 +409,11 @@ pub enum SearchKey {
     Smaller(u64),
     Uid(SeqSet),
     Seq(SeqSet),
-    /// Not parsed: SEARCH resolves `Uid`/`Seq` keys to the sorted UIDs of
-    /// the selected messages they match, once per command (membership is
-    /// then a binary search, whatever the set's size).
-    InUids(Vec<u32>),
+    /// Not parsed: SEARCH resolves `Uid`/`Seq` keys once per command to
+    /// the UID ranges they cover (sorted, disjoint): as many ranges as the
+    /// client sent, never one entry per message, and membership is a
+    /// binary search.
+    InUidRanges(Vec<(u32, u32)>),
     Not(Box<SearchKey>),
     Or(Box<SearchKey>, Box<SearchKey>),
     And(Vec<SearchKey>),
