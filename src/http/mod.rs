@@ -240,7 +240,7 @@ pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool, lan: bool) -> Op
     for _ in 0..MAX_REQUESTS_PER_CONN {
         s.command_done().await;
         s.set_deadline(IDLE);
-        let req = match read_request(&mut s, &ctx).await {
+        let mut req = match read_request(&mut s, &ctx).await {
             Err(ReadError::Closed) => return None,
             Err(ReadError::TooLarge(msg, len)) => {
                 let _ = s.send(&Response::text(413, msg).encode(false)).await;
@@ -267,7 +267,7 @@ pub async fn serve_conn(ctx: Rc<Ctx>, mut s: Stream, tls: bool, lan: bool) -> Op
         } else if !tls {
             routes::plain_http(&ctx, &req)
         } else if req.path == "/mxdeliv" {
-            mxdeliv::handle(&ctx, &req).await
+            mxdeliv::handle(&ctx, &mut req).await
         } else {
             routes::route(&ctx, &req, lan).await
         };

@@ -5,7 +5,7 @@
 use super::{Request, Response};
 use crate::relay::Ctx;
 
-pub async fn handle(ctx: &Ctx, req: &Request) -> Response {
+pub async fn handle(ctx: &Ctx, req: &mut Request) -> Response {
     if req.method != "POST" {
         return Response::text(405, "405 Method Not Allowed");
     }
@@ -55,7 +55,8 @@ pub async fn handle(ctx: &Ctx, req: &Request) -> Response {
             Err(_) => return Response::text(503, "451 4.3.0 Temporary lookup failure"),
         }
     }
-    match crate::relay::inbound::accept(ctx, &req.body, &from, &rcpts).await {
+    let body = std::mem::take(&mut req.body);
+    match crate::relay::inbound::accept(ctx, body, &from, &rcpts).await {
         Ok(()) => Response::text(200, "250 OK"),
         Err(line) => {
             // 4xx SMTP replies are temporary: tell the sender to retry.

@@ -34,6 +34,21 @@ pub use limits::{ConnGuard, IpSlot, IpSlots};
 
 /// Bodies larger than this hold one of `Ctx::big_bodies` while being read.
 pub const BIG_BODY: usize = 64 * 1024;
+
+/// Messages above this size get their policy check, header rewrite and
+/// DKIM hashing on the blocking pool: on the loop, refusing one 23 MB
+/// message held every other session ~200 ms.
+pub const OFF_LOOP_ABOVE: usize = 256 * 1024;
+
+/// Run `f` (CPU work over a message of `size` bytes) inline when the
+/// message is small, on the blocking pool when it is big.
+pub async fn offload<T: Send + 'static>(size: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    if size > OFF_LOOP_ABOVE {
+        blocking::unblock(f).await
+    } else {
+        f()
+    }
+}
 /// How many large bodies (DATA, APPEND literals, `/mxdeliv`) are read at once.
 pub const BIG_BODIES_AT_ONCE: usize = 4;
 
@@ -57,7 +72,7 @@ pub struct Ctx {
     pub pushq: async_channel::Sender<()>,
     pub resolver: crate::dns::Resolver,
     /// DKIM signing key; `None` for IP-literal relays (spec §5.3).
-    pub dkim_key: Option<crate::dkim::SigningKey>,
+    pub dkim_key: Option<std::sync::Arc<crate::dkim::SigningKey>>,
     pub ratelimit: std::cell::RefCell<ratelimit::RateLimiter>,
     /// Live connections per service, counted from accept (before TLS).
     pub imap_conns: Rc<Cell<usize>>,
@@ -111,14 +126,14 @@ impl Ctx {
         let (pushq, push) = async_channel::bounded(1);
         let dkim_key = match cfg.ip_literal {
             Some(_) => None,
-            None => Some(
+            None => Some(std::sync::Arc::new(
                 crate::dkim::SigningKey::load_or_generate(
                     &cfg.data_dir,
                     &cfg.dkim_selector,
                     cfg.dkim_ed25519,
                 )
                 .map_err(|e| format!("DKIM key: {e}"))?,
-            ),
+            )),
         };
         let resolver = if cfg.dns_servers.is_empty() {
             crate::dns::Resolver::from_resolv_conf()

@@ -46,37 +46,55 @@ impl Smtp {
             Ok(msg) if self.mode == super::session::Mode::Mx => {
                 let from = self.mail_from.clone().unwrap_or_default();
                 let rcpts = self.rcpts.clone();
-                match crate::relay::inbound::accept(&self.ctx, &msg, &from, &rcpts).await {
+                match crate::relay::inbound::accept(&self.ctx, msg, &from, &rcpts).await {
                     Ok(()) => "250 2.0.0 Ok: queued".to_string(),
                     Err(r) => r,
                 }
             }
-            Ok(msg) => self.accept_message(&msg).await,
+            Ok(msg) => self.accept_message(msg).await,
         };
         self.reset();
         self.reply(&reply);
         Ok(Next::Continue)
     }
 
-    /// Policy, scrub, deliver; returns the reply line.
-    async fn accept_message(&mut self, raw: &[u8]) -> String {
+    /// Policy, scrub, DKIM signature (when a recipient is remote), deliver;
+    /// returns the reply line. The CPU stages of a big message run on the
+    /// blocking pool (`relay::offload`).
+    async fn accept_message(&mut self, raw: Vec<u8>) -> String {
         let from = self.mail_from.clone().unwrap_or_default();
         let rcpts = self.rcpts.clone();
-        match crate::policy::check_outgoing(raw, &from, &rcpts) {
-            Ok(kind) => log::debug!("outgoing: accepted ({kind:?})"),
+        let remote = rcpts.iter().any(|r| {
+            !r.rsplit_once('@')
+                .map(|(_, d)| self.ctx.cfg.is_local_domain(d))
+                .unwrap_or(true)
+        });
+        let key = self.ctx.dkim_key.clone().filter(|_| remote);
+        let (domain, selector) = (
+            self.ctx.cfg.mail_domain.clone(),
+            self.ctx.cfg.dkim_selector.clone(),
+        );
+        let (f, r) = (from.clone(), rcpts.clone());
+        let prepared = crate::relay::offload(raw.len(), move || {
+            let kind = crate::policy::check_outgoing(&raw, &f, &r)?;
+            let clean = crate::policy::scrub_outgoing(&raw);
+            let clean = match &key {
+                Some(k) => crate::relay::inbound::sign_with(k, &domain, &selector, clean),
+                None => clean,
+            };
+            Ok::<_, crate::policy::Reply>((kind, clean))
+        })
+        .await;
+        let clean = match prepared {
+            Ok((kind, clean)) => {
+                log::debug!("outgoing: accepted ({kind:?})");
+                clean
+            }
             Err(r) => {
                 log::info!("outgoing: rejected with {}", r.code);
                 return r.line();
             }
-        }
-        let mut clean = crate::policy::scrub_outgoing(raw);
-        if rcpts.iter().any(|r| {
-            !r.rsplit_once('@')
-                .map(|(_, d)| self.ctx.cfg.is_local_domain(d))
-                .unwrap_or(true)
-        }) {
-            clean = crate::relay::inbound::dkim_sign(&self.ctx, clean);
-        }
+        };
         match crate::relay::delivery::local_and_remote(&self.ctx, &clean, &from, &rcpts).await {
             Ok(()) => "250 2.0.0 Ok: queued".to_string(),
             Err(r) => r,

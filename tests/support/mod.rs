@@ -30,6 +30,31 @@ pub fn encrypted(from: &str, to: &str, id: &str) -> Vec<u8> {
     t.into_bytes()
 }
 
+/// A PGP/MIME message (the real fixture's structure) whose encrypted part is
+/// one SEIPD packet of `payload` bytes, so it passes the relay's policy.
+pub fn big_encrypted(from: &str, to: &str, id: &str, payload: usize) -> Vec<u8> {
+    use base64::Engine;
+    let text = String::from_utf8(encrypted(from, to, id)).unwrap();
+    let begin = "-----BEGIN PGP MESSAGE-----\r\n\r\n";
+    let i = text.find(begin).unwrap() + begin.len();
+    let j = text.find("-----END PGP MESSAGE-----").unwrap();
+    let mut bin = vec![0xD2u8, 0xFF];
+    bin.extend_from_slice(&(payload as u32).to_be_bytes());
+    bin.push(1);
+    let mut x: u32 = 0x1234_5678;
+    for _ in 1..payload {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        bin.push((x >> 24) as u8);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bin);
+    let mut armored = String::new();
+    for chunk in b64.as_bytes().chunks(64) {
+        armored.push_str(std::str::from_utf8(chunk).unwrap());
+        armored.push_str("\r\n");
+    }
+    format!("{}{armored}{}", &text[..i], &text[j..]).into_bytes()
+}
+
 /// A plain, unencrypted message.
 pub fn plaintext(from: &str, to: &str, id: &str) -> Vec<u8> {
     format!(
