@@ -237,8 +237,9 @@ impl Session {
         // The session's view may change while we yield; search a snapshot.
         let view: Vec<u32> = sel.uids.clone();
         resolve_sets(&mut key, &view);
-        let key = &key;
-        let content = needs_content(key);
+        // Shared with the blocking pool, where big bodies are matched.
+        let key = std::sync::Arc::new(key);
+        let content = needs_content(&key);
         let max_seq = view.len() as u32;
         let max_uid = view.last().copied().unwrap_or(0);
         let mut hits = Vec::new();
@@ -254,21 +255,42 @@ impl Session {
                 continue;
             };
             let m = &msgs[mi];
-            let raw = if content {
-                self.ctx.store.read_body(m.body_id).ok()
+            let seq = i as u32 + 1;
+            let hit = if content && m.size > crate::relay::OFF_LOOP_ABOVE as u64 {
+                // A big body is read and scanned (up to 16 needles over
+                // max_message_size) on the blocking pool.
+                let (store, key, m) = (self.ctx.store.clone(), key.clone(), m.clone());
+                read += m.size as usize;
+                blocking::unblock(move || {
+                    let raw = store.read_body(m.body_id).ok();
+                    let it = Item {
+                        seq,
+                        max_seq,
+                        max_uid,
+                        m: &m,
+                        raw,
+                    };
+                    matches(&key, &it)
+                })
+                .await
             } else {
-                None
+                let raw = if content {
+                    self.ctx.store.read_body(m.body_id).ok()
+                } else {
+                    None
+                };
+                read += raw.as_ref().map_or(0, |r| r.len());
+                let it = Item {
+                    seq,
+                    max_seq,
+                    max_uid,
+                    m,
+                    raw,
+                };
+                matches(&key, &it)
             };
-            read += raw.as_ref().map_or(0, |r| r.len());
-            let it = Item {
-                seq: i as u32 + 1,
-                max_seq,
-                max_uid,
-                m,
-                raw,
-            };
-            if matches(key, &it) {
-                hits.push(if uid { m.uid } else { it.seq });
+            if hit {
+                hits.push(if uid { m.uid } else { seq });
             }
         }
         if ret.is_empty() {
