@@ -21,7 +21,7 @@ const MAX_ITEMS: usize = 64;
 const YIELD_MESSAGES: usize = 64;
 /// A response being built is sent once it is this large.
 const FLUSH_ABOVE: usize = 64 * 1024;
-/// Bodies above this size are read and parsed on the blocking pool, and
+/// Bodies above this size are read and parsed on the cpu thread (`relay::cpu`), and
 /// every item built from them is built there too: on the loop, a 28 MB
 /// message took ~70 ms to read and parse and each decoded part ~4 ms, with
 /// no other session served meanwhile.
@@ -51,11 +51,44 @@ fn load(raw: Vec<u8>, parse: bool) -> Body {
     })
 }
 
+/// What a section or BINARY item is cut from: items with the same base
+/// (partials of one part, BINARY.SIZE beside BINARY) share one extraction.
+fn base_key(item: &FetchAtt) -> Option<String> {
+    match item {
+        FetchAtt::BodySection { section, .. } => Some(format!("B{}", section.spec())),
+        FetchAtt::Binary { part, .. } | FetchAtt::BinarySize(part) => {
+            let spec: Vec<String> = part.iter().map(|x| x.to_string()).collect();
+            Some(format!("N{}", spec.join(".")))
+        }
+        _ => None,
+    }
+}
+
+/// The last base extracted for this message: items are ordered so that
+/// those with one base are adjacent, so sixty partials of one 20 MB part
+/// decode it once, not sixty times, and memory holds one base.
+type BaseCache = std::sync::Mutex<Option<(String, Arc<Vec<u8>>)>>;
+
+fn cached_base(cache: &BaseCache, key: String, make: &dyn Fn() -> Vec<u8>) -> Arc<Vec<u8>> {
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    match &*c {
+        Some((k, v)) if *k == key => v.clone(),
+        _ => {
+            *c = None; // free the old base before building the next
+            let v = Arc::new(make());
+            *c = Some((key, v.clone()));
+            v
+        }
+    }
+}
+
 /// The response bytes of one item that is built from the body (every item
 /// but the index-only ones and a streamed full body). No I/O.
-fn content_item(item: &FetchAtt, body: &Body) -> Vec<u8> {
+fn content_item(item: &FetchAtt, body: &Body, cache: &BaseCache) -> Vec<u8> {
     let raw = body.borrow_owner().as_slice();
     let parsed = body.borrow_dependent().as_ref();
+    let base =
+        |make: &dyn Fn() -> Vec<u8>| cached_base(cache, base_key(item).unwrap_or_default(), make);
     let mut out = Vec::new();
     match item {
         FetchAtt::Envelope => {
@@ -90,7 +123,7 @@ fn content_item(item: &FetchAtt, body: &Body) -> Vec<u8> {
             partial: p,
             ..
         } => {
-            let data = section_bytes(raw, parsed, section).unwrap_or_default();
+            let data = base(&|| section_bytes(raw, parsed, section).unwrap_or_default());
             let (slice, origin) = partial(&data, *p);
             out.extend_from_slice(format!("BODY[{}]{origin} ", section.spec()).as_bytes());
             push_literal(&mut out, slice);
@@ -98,14 +131,14 @@ fn content_item(item: &FetchAtt, body: &Body) -> Vec<u8> {
         FetchAtt::Binary {
             part, partial: p, ..
         } => {
-            let data = binary_part(raw, parsed, part);
+            let data = base(&|| binary_part(raw, parsed, part));
             let (slice, origin) = partial(&data, *p);
             let spec: Vec<String> = part.iter().map(|x| x.to_string()).collect();
             out.extend_from_slice(format!("BINARY[{}]{origin} ", spec.join(".")).as_bytes());
             push_literal(&mut out, slice);
         }
         FetchAtt::BinarySize(part) => {
-            let data = binary_part(raw, parsed, part);
+            let data = base(&|| binary_part(raw, parsed, part));
             let spec: Vec<String> = part.iter().map(|x| x.to_string()).collect();
             out.extend_from_slice(
                 format!("BINARY.SIZE[{}] {}", spec.join("."), data.len()).as_bytes(),
@@ -219,6 +252,9 @@ impl Session {
         if uid && !items.contains(&FetchAtt::Uid) {
             items.insert(0, FetchAtt::Uid);
         }
+        // Items with one base side by side (RFC 9051 §7.5.2 lets the data
+        // items come in any order), for the base cache.
+        items.sort_by_cached_key(base_key);
         let sel = self.sel.as_ref().expect("selected");
         let (mb_id, read_only) = (sel.mb.id, sel.read_only);
         let meta: HashMap<u32, Message> = match self.ctx.store.messages(mb_id) {
@@ -288,7 +324,8 @@ impl Session {
             let body = if content && !stream {
                 let loaded = if off_loop {
                     let (store, id) = (self.ctx.store.clone(), m.body_id);
-                    blocking::unblock(move || store.read_body(id).map(|r| load(r, parse))).await
+                    crate::relay::cpu::run(move || store.read_body(id).map(|r| load(r, parse)))
+                        .await
                 } else {
                     self.ctx.store.read_body(m.body_id).map(|r| load(r, parse))
                 };
@@ -302,6 +339,7 @@ impl Session {
             } else {
                 Arc::new(load(Vec::new(), false))
             };
+            let cache: Arc<BaseCache> = Arc::default();
             let mut out = format!("* {} FETCH (", idx + 1).into_bytes();
             for (n, item) in items.iter().enumerate() {
                 if n > 0 {
@@ -340,10 +378,13 @@ impl Session {
                         self.stream_file(&path, m.size).await?;
                     }
                     _ if off_loop => {
-                        let (body, item) = (body.clone(), item.clone());
-                        out.extend(blocking::unblock(move || content_item(&item, &body)).await);
+                        let (body, item, cache) = (body.clone(), item.clone(), cache.clone());
+                        out.extend(
+                            crate::relay::cpu::run(move || content_item(&item, &body, &cache))
+                                .await,
+                        );
                     }
-                    _ => out.extend(content_item(item, &body)),
+                    _ => out.extend(content_item(item, &body, &cache)),
                 }
             }
             out.extend_from_slice(b")\r\n");

@@ -237,7 +237,7 @@ impl Session {
         // The session's view may change while we yield; search a snapshot.
         let view: Vec<u32> = sel.uids.clone();
         resolve_sets(&mut key, &view);
-        // Shared with the blocking pool, where big bodies are matched.
+        // Shared with the cpu thread, where big bodies are matched.
         let key = std::sync::Arc::new(key);
         let content = needs_content(&key);
         let max_seq = view.len() as u32;
@@ -258,10 +258,10 @@ impl Session {
             let seq = i as u32 + 1;
             let hit = if content && m.size > crate::relay::OFF_LOOP_ABOVE as u64 {
                 // A big body is read and scanned (up to 16 needles over
-                // max_message_size) on the blocking pool.
+                // max_message_size) on the cpu thread (`relay::cpu`).
                 let (store, key, m) = (self.ctx.store.clone(), key.clone(), m.clone());
                 read += m.size as usize;
-                blocking::unblock(move || {
+                crate::relay::cpu::run(move || {
                     let raw = store.read_body(m.body_id).ok();
                     let it = Item {
                         seq,

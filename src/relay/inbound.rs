@@ -8,7 +8,7 @@ use crate::relay::{offload, Ctx};
 
 /// Accept `raw` from another server for local `rcpts`. `Err` is the SMTP
 /// reply line to send (or to put in the `/mxdeliv` 400 body). The CPU
-/// stages of a big message run on the blocking pool ([`offload`]).
+/// stages of a big message run on the cpu thread ([`offload`]).
 pub async fn accept(
     ctx: &Ctx,
     raw: Vec<u8>,
@@ -87,7 +87,7 @@ pub fn dkim_sign(ctx: &Ctx, msg: Vec<u8>) -> Vec<u8> {
     }
 }
 
-/// [`dkim_sign`] without the context, for the blocking pool.
+/// [`dkim_sign`] without the context, for the cpu thread.
 pub fn sign_with(
     key: &crate::dkim::SigningKey,
     domain: &str,

@@ -17,6 +17,7 @@ use crate::store::Store;
 use crate::tls::TlsConfigs;
 
 pub mod auth;
+pub mod cpu;
 pub mod delivery;
 pub mod hasher;
 pub mod heartbeat;
@@ -36,15 +37,15 @@ pub use limits::{ConnGuard, IpSlot, IpSlots};
 pub const BIG_BODY: usize = 64 * 1024;
 
 /// Messages above this size get their policy check, header rewrite and
-/// DKIM hashing on the blocking pool: on the loop, refusing one 23 MB
-/// message held every other session ~200 ms.
+/// DKIM hashing on the cpu thread ([`cpu`]): on the loop, refusing one
+/// 23 MB message held every other session ~200 ms.
 pub const OFF_LOOP_ABOVE: usize = 256 * 1024;
 
 /// Run `f` (CPU work over a message of `size` bytes) inline when the
-/// message is small, on the blocking pool when it is big.
+/// message is small, on the cpu thread when it is big.
 pub async fn offload<T: Send + 'static>(size: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
     if size > OFF_LOOP_ABOVE {
-        blocking::unblock(f).await
+        cpu::run(f).await
     } else {
         f()
     }

@@ -60,7 +60,7 @@ impl Smtp {
 
     /// Policy, scrub, DKIM signature (when a recipient is remote), deliver;
     /// returns the reply line. The CPU stages of a big message run on the
-    /// blocking pool (`relay::offload`).
+    /// cpu thread (`relay::offload`).
     async fn accept_message(&mut self, raw: Vec<u8>) -> String {
         let from = self.mail_from.clone().unwrap_or_default();
         let rcpts = self.rcpts.clone();
