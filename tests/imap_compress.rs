@@ -2,9 +2,7 @@
 //! after it, commands and responses travel as raw DEFLATE with sync flushes.
 mod common;
 
-use std::io::{Read, Write};
-
-use common::deflate::{read_line_plain, Deflated};
+use common::deflate::Deflated;
 use common::*;
 
 #[test]

@@ -78,10 +78,7 @@ impl Deflated {
     /// Read and inflate once: `false` when the connection is closed.
     fn fill(&mut self) -> bool {
         let mut buf = [0u8; 16384];
-        let n = match self.s.read(&mut buf) {
-            Ok(n) => n,
-            Err(_) => 0,
-        };
+        let n = self.s.read(&mut buf).unwrap_or_default();
         if n == 0 {
             return false;
         }
