@@ -10,6 +10,7 @@ use super::mime::{bodystructure, envelope, section_bytes, split_header};
 use super::session::Session;
 use super::types::{FetchAtt, SeqSet};
 use super::wire::imap_datetime;
+use crate::relay::offload;
 use crate::store::{flag, FlagOp, Message};
 
 /// Bodies up to this size are read whole; larger full-body fetches stream.
@@ -21,11 +22,6 @@ const MAX_ITEMS: usize = 64;
 const YIELD_MESSAGES: usize = 64;
 /// A response being built is sent once it is this large.
 const FLUSH_ABOVE: usize = 64 * 1024;
-/// Bodies above this size are read and parsed on the cpu thread (`relay::cpu`), and
-/// every item built from them is built there too: on the loop, a 28 MB
-/// message took ~70 ms to read and parse and each decoded part ~4 ms, with
-/// no other session served meanwhile.
-const OFF_LOOP_ABOVE: u64 = 256 * 1024;
 
 type MaybeParsed<'a> = Option<mailparse::ParsedMail<'a>>;
 
@@ -318,17 +314,15 @@ impl Session {
                 && items
                     .iter()
                     .all(|i| is_full_body(i) || !needs_content(std::slice::from_ref(i)));
-            // Off the loop for a big body: its read, its parse and every
-            // item built from it.
-            let off_loop = m.size > OFF_LOOP_ABOVE;
+            // A big body (`relay::OFF_LOOP_ABOVE`) is read and parsed on the
+            // cpu thread, and every item is built from it there too: on the
+            // loop, a 28 MB message took ~70 ms to read and parse and each
+            // decoded part ~4 ms, with no other session served meanwhile.
+            let size = m.size as usize;
             let body = if content && !stream {
-                let loaded = if off_loop {
-                    let (store, id) = (self.ctx.store.clone(), m.body_id);
-                    crate::relay::cpu::run(move || store.read_body(id).map(|r| load(r, parse)))
-                        .await
-                } else {
-                    self.ctx.store.read_body(m.body_id).map(|r| load(r, parse))
-                };
+                let (store, id) = (self.ctx.store.clone(), m.body_id);
+                let loaded =
+                    offload(size, move || store.read_body(id).map(|r| load(r, parse))).await;
                 match loaded {
                     Ok(b) => Arc::new(b),
                     Err(e) => {
@@ -377,14 +371,10 @@ impl Session {
                         out.clear();
                         self.stream_file(&path, m.size).await?;
                     }
-                    _ if off_loop => {
+                    _ => {
                         let (body, item, cache) = (body.clone(), item.clone(), cache.clone());
-                        out.extend(
-                            crate::relay::cpu::run(move || content_item(&item, &body, &cache))
-                                .await,
-                        );
+                        out.extend(offload(size, move || content_item(&item, &body, &cache)).await);
                     }
-                    _ => out.extend(content_item(item, &body, &cache)),
                 }
             }
             out.extend_from_slice(b")\r\n");

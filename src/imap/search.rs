@@ -256,12 +256,12 @@ impl Session {
             };
             let m = &msgs[mi];
             let seq = i as u32 + 1;
-            let hit = if content && m.size > crate::relay::OFF_LOOP_ABOVE as u64 {
+            let hit = if content {
                 // A big body is read and scanned (up to 16 needles over
-                // max_message_size) on the cpu thread (`relay::cpu`).
+                // max_message_size) on the cpu thread (`relay::offload`).
                 let (store, key, m) = (self.ctx.store.clone(), key.clone(), m.clone());
                 read += m.size as usize;
-                crate::relay::cpu::run(move || {
+                crate::relay::offload(m.size as usize, move || {
                     let raw = store.read_body(m.body_id).ok();
                     let it = Item {
                         seq,
@@ -274,18 +274,12 @@ impl Session {
                 })
                 .await
             } else {
-                let raw = if content {
-                    self.ctx.store.read_body(m.body_id).ok()
-                } else {
-                    None
-                };
-                read += raw.as_ref().map_or(0, |r| r.len());
                 let it = Item {
                     seq,
                     max_seq,
                     max_uid,
                     m,
-                    raw,
+                    raw: None,
                 };
                 matches(&key, &it)
             };
